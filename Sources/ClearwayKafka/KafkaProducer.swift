@@ -1,0 +1,295 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka producer over librdkafka: keys, headers, idempotent by default, delivery reports
+/// (awaitable per record and as a stream), and the transactional API.
+///
+/// A thread of its own serves librdkafka's delivery reports; blocking calls (flush, transaction
+/// steps) run on a dedicated queue, never on Swift's cooperative pool.
+public final class KafkaProducer: Sendable {
+    /// Every delivery report, when `KafkaProducerConfiguration.deliveryReportStream` is on;
+    /// finishes at `shutdown()`. Unbounded: read it, or leave the option off.
+    public let deliveryReports: AsyncStream<DeliveryReport>
+
+    private let client: RDKafkaClient
+    private let deliveries: Deliveries
+    private let poller: PollThread
+    private let blocking: BlockingQueue
+    private let isTransactional: Bool
+    private let logger: Logger
+
+    /// Creates the producer; throws `KafkaError.Code.configuration` for a bad property.
+    public init(configuration: KafkaProducerConfiguration, logger: Logger) throws {
+        let (stream, continuation) = AsyncStream<DeliveryReport>.makeStream()
+        let deliveries = Deliveries(stream: configuration.deliveryReportStream ? continuation : nil)
+        if !configuration.deliveryReportStream { continuation.finish() }
+        let context = ClientContext(logger: logger, onDelivery: { deliveries.deliver($0) })
+        self.client = try RDKafkaClient(
+            type: RD_KAFKA_PRODUCER, properties: configuration.librdkafkaProperties, context: context)
+        self.deliveries = deliveries
+        self.deliveryReports = stream
+        self.isTransactional = configuration.transactionalID != nil
+        self.logger = logger
+        self.blocking = BlockingQueue(label: "clearway.kafka.producer")
+        let client = self.client
+        self.poller = PollThread(name: "clearway.kafka.producer.poll") { _ = rd_kafka_poll(client.handle, 100) }
+    }
+
+    deinit {
+        poller.stop()
+        deliveries.finish()
+    }
+
+    // MARK: Sending
+
+    /// Hands a record to librdkafka and returns its delivery id at once. When librdkafka's local
+    /// queue is full it waits (suspending, not blocking) for room.
+    @discardableResult
+    public func send(_ record: ProducerRecord) async throws -> UInt64 {
+        let id = deliveries.nextID()
+        try await enqueue(record, id: id)
+        return id
+    }
+
+    /// Sends a record and waits for the broker's acknowledgement; throws its delivery error.
+    @discardableResult
+    public func sendAndWait(_ record: ProducerRecord) async throws -> DeliveryReport {
+        let id = deliveries.nextID()
+        return try await withCheckedThrowingContinuation { continuation in
+            deliveries.register(id, continuation)
+            Task {
+                do { try await enqueue(record, id: id) } catch { deliveries.fail(id, error) }
+            }
+        }
+    }
+
+    /// Hands a record to librdkafka without waiting: throws a retriable `_QUEUE_FULL` error when
+    /// the local queue has no room.
+    @discardableResult
+    public func trySend(_ record: ProducerRecord) throws -> UInt64 {
+        let id = deliveries.nextID()
+        let err = produce(record, id: id)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+        }
+        return id
+    }
+
+    private func enqueue(_ record: ProducerRecord, id: UInt64) async throws {
+        var backoff = Duration.microseconds(200)
+        while true {
+            let err = produce(record, id: id)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+                throw client.fatalError() ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+            }
+            try await Task.sleep(for: backoff)  // the poll thread drains delivery reports meanwhile
+            backoff = min(backoff * 2, .milliseconds(20))
+        }
+    }
+
+    private func produce(_ record: ProducerRecord, id: UInt64) -> rd_kafka_resp_err_t {
+        var headers: OpaquePointer?
+        if !record.headers.isEmpty {
+            headers = rd_kafka_headers_new(record.headers.count)
+            for header in record.headers {
+                if let value = header.value {
+                    value.withUnsafeBytes { bytes in
+                        _ = rd_kafka_header_add(headers, header.name, -1, bytes.baseAddress, bytes.count)
+                    }
+                } else {
+                    _ = rd_kafka_header_add(headers, header.name, -1, nil, 0)
+                }
+            }
+        }
+        let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+        let opaque = UnsafeMutableRawPointer(bitPattern: UInt(id))
+        return record.value.withUnsafeBytes { value in
+            withOptionalBytes(record.key) { key in
+                clearway_produce(
+                    client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                    key?.baseAddress, key?.count ?? 0, value.baseAddress, value.count, headers, opaque, timestamp)
+            }
+        }
+    }
+
+    /// Waits until every queued record is delivered or has failed.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let client = self.client
+        let err = await blocking.run { rd_kafka_flush(client.handle, Int32(timeout.milliseconds)) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let left = rd_kafka_outq_len(client.handle)
+            throw KafkaError.result(err, context: client.explain("\(left) record(s) still undelivered after \(timeout)"))
+        }
+    }
+
+    /// Flushes what is queued (up to `timeout`), then stops serving delivery reports. The producer
+    /// cannot send afterwards. Records still undelivered at the timeout are reported in the log.
+    public func shutdown(timeout: Duration = .seconds(10)) async {
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            logger.error("producer shut down with undelivered records", metadata: ["kafka.error": "\(error)"])
+        }
+        let poller = self.poller
+        await blocking.run { poller.stop() }
+        deliveries.finish()
+    }
+
+    /// Records queued in librdkafka and not yet acknowledged.
+    public var queuedCount: Int { Int(rd_kafka_outq_len(client.handle)) }
+
+    // MARK: Transactions
+
+    /// Registers the `transactional.id` with the broker, fencing off older producers with it.
+    public func initTransactions(timeout: Duration = .seconds(30)) async throws {
+        try requireTransactional()
+        try await transactionStep("init transactions") { rd_kafka_init_transactions($0, Int32(timeout.milliseconds)) }
+    }
+
+    /// Starts a transaction; records sent from now on belong to it.
+    public func beginTransaction() throws {
+        try requireTransactional()
+        if let error = rd_kafka_begin_transaction(client.handle) {
+            throw KafkaError.consuming(error, code: .transaction, context: "begin transaction")
+        }
+    }
+
+    /// Adds the consumer's offsets to the current transaction, so they commit with its records.
+    /// `offsets` are the next offsets to read (`ConsumerRecord.nextOffset`).
+    public func sendOffsetsToTransaction(
+        _ offsets: [TopicPartitionOffset], groupMetadata: ConsumerGroupMetadata, timeout: Duration = .seconds(30)
+    ) async throws {
+        try requireTransactional()
+        try await transactionStep("send offsets to transaction") { handle in
+            var metadata: OpaquePointer?
+            let readError = groupMetadata.bytes.withUnsafeBytes { bytes in
+                rd_kafka_consumer_group_metadata_read(&metadata, bytes.baseAddress, bytes.count)
+            }
+            if let readError { return readError }
+            defer { rd_kafka_consumer_group_metadata_destroy(metadata) }
+            return withTopicPartitionList(offsets) { list in
+                rd_kafka_send_offsets_to_transaction(handle, list, metadata, Int32(timeout.milliseconds))
+            }
+        }
+    }
+
+    /// Commits the current transaction (flushing its records first).
+    public func commitTransaction(timeout: Duration = .seconds(30)) async throws {
+        try requireTransactional()
+        try await transactionStep("commit transaction") { rd_kafka_commit_transaction($0, Int32(timeout.milliseconds)) }
+    }
+
+    /// Aborts the current transaction; its records are never seen by `read_committed` consumers.
+    public func abortTransaction(timeout: Duration = .seconds(30)) async throws {
+        try requireTransactional()
+        try await transactionStep("abort transaction") { rd_kafka_abort_transaction($0, Int32(timeout.milliseconds)) }
+    }
+
+    private func requireTransactional() throws {
+        guard isTransactional else {
+            throw KafkaError(
+                code: .transaction,
+                message: "this producer has no transactional id; set KafkaProducerConfiguration.transactionalID")
+        }
+    }
+
+    private func transactionStep(
+        _ name: String, _ step: @escaping @Sendable (OpaquePointer) -> OpaquePointer?
+    ) async throws {
+        let client = self.client
+        try await blocking.run {
+            if let error = step(client.handle) {
+                throw KafkaError.consuming(error, code: .transaction, context: client.explain(name))
+            }
+        }
+    }
+}
+
+/// A consumer's group metadata, serialized, for `KafkaProducer.sendOffsetsToTransaction`.
+public struct ConsumerGroupMetadata: Sendable {
+    let bytes: Data
+}
+
+/// Lends the bytes of optional data (a nil pointer for `nil`).
+private func withOptionalBytes<T>(_ data: Data?, _ body: (UnsafeRawBufferPointer?) -> T) -> T {
+    guard let data else { return body(nil) }
+    return data.withUnsafeBytes { body($0) }
+}
+
+/// The producer's record ids, the continuations waiting on them and the report stream.
+private final class Deliveries: Sendable {
+    private struct State {
+        var nextID: UInt64 = 1
+        var waiting: [UInt64: CheckedContinuation<DeliveryReport, any Error>] = [:]
+        var failedEarly: Set<UInt64> = []
+    }
+    private let state = Mutex(State())
+    private let stream: AsyncStream<DeliveryReport>.Continuation?
+
+    init(stream: AsyncStream<DeliveryReport>.Continuation?) {
+        self.stream = stream
+    }
+
+    func nextID() -> UInt64 {
+        state.withLock { state in
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+    }
+
+    func register(_ id: UInt64, _ continuation: CheckedContinuation<DeliveryReport, any Error>) {
+        state.withLock { $0.waiting[id] = continuation }
+    }
+
+    func fail(_ id: UInt64, _ error: any Error) {
+        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
+    }
+
+    /// Called on the poll thread for each delivery report.
+    func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
+        let id = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
+        let waiting = state.withLock { $0.waiting.removeValue(forKey: id) }
+        guard waiting != nil || stream != nil else { return }
+        let m = message.pointee
+        let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.result(m.err, context: "delivery failed")
+        let report = DeliveryReport(
+            id: id, topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset,
+            error: error)
+        if let waiting {
+            if let error { waiting.resume(throwing: error) } else { waiting.resume(returning: report) }
+        }
+        stream?.yield(report)
+    }
+
+    func finish() {
+        stream?.finish()
+        let waiting = state.withLock { state in
+            defer { state.waiting = [:] }
+            return state.waiting
+        }
+        for continuation in waiting.values { continuation.resume(throwing: KafkaError.shutDown("the producer")) }
+    }
+}
+
+/// A thread of its own that runs `body` in a loop until stopped.
+final class PollThread: Sendable {
+    private let running = Atomic<Bool>(true)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            while running.load(ordering: .acquiring) { body() }
+            done.signal()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Stops the loop and waits for its current turn to end (blocking; at most one turn).
+    func stop() {
+        if running.exchange(false, ordering: .acquiringAndReleasing) { done.wait() }
+    }
+}

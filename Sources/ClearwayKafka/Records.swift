@@ -1,0 +1,160 @@
+import Foundation
+
+/// A record header: a name and optional bytes. Kafka allows repeated names; order is kept.
+public struct KafkaHeader: Sendable, Hashable {
+    /// The header's name.
+    public var name: String
+    /// The header's value; `nil` is a header with a null value.
+    public var value: Data?
+
+    /// Makes a header from bytes.
+    public init(name: String, value: Data?) {
+        self.name = name
+        self.value = value
+    }
+
+    /// Makes a header from a UTF-8 string.
+    public init(name: String, string: String) {
+        self.init(name: name, value: Data(string.utf8))
+    }
+
+    /// The value as UTF-8 text, if it is valid UTF-8.
+    public var stringValue: String? { value.flatMap { String(data: $0, encoding: .utf8) } }
+}
+
+extension Array where Element == KafkaHeader {
+    /// The value of the first header with this name, as UTF-8 text.
+    public func first(named name: String) -> String? {
+        first { $0.name == name }?.stringValue
+    }
+}
+
+/// A record to produce.
+public struct ProducerRecord: Sendable {
+    /// The topic to write to.
+    public var topic: String
+    /// The partition, or `nil` to let the partitioner choose from the key.
+    public var partition: Int32?
+    /// The key; records with equal keys go to the same partition.
+    public var key: Data?
+    /// The value.
+    public var value: Data
+    /// Headers, in order.
+    public var headers: [KafkaHeader]
+    /// The record's timestamp, or `nil` for the time of sending.
+    public var timestamp: Date?
+
+    /// Makes a record.
+    public init(
+        topic: String, partition: Int32? = nil, key: Data? = nil, value: Data,
+        headers: [KafkaHeader] = [], timestamp: Date? = nil
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+
+    /// Makes a record with a UTF-8 key.
+    public init(
+        topic: String, partition: Int32? = nil, key: String?, value: Data, headers: [KafkaHeader] = [],
+        timestamp: Date? = nil
+    ) {
+        self.init(
+            topic: topic, partition: partition, key: key.map { Data($0.utf8) }, value: value,
+            headers: headers, timestamp: timestamp)
+    }
+}
+
+/// A record read by a consumer.
+public struct ConsumerRecord: Sendable {
+    /// The topic it was read from.
+    public var topic: String
+    /// The partition it was read from.
+    public var partition: Int32
+    /// Its offset in the partition.
+    public var offset: Int64
+    /// The key, if any.
+    public var key: Data?
+    /// The value (empty for a null value; see `isTombstone`).
+    public var value: Data
+    /// `true` when the value is null: a tombstone on a compacted topic.
+    public var isTombstone: Bool
+    /// Headers, in order.
+    public var headers: [KafkaHeader]
+    /// The record's timestamp, if the broker gave one.
+    public var timestamp: Date?
+
+    /// The key as UTF-8 text.
+    public var keyString: String? { key.flatMap { String(data: $0, encoding: .utf8) } }
+
+    /// Where the consumer should resume after this record: its offset plus one.
+    public var nextOffset: TopicPartitionOffset {
+        TopicPartitionOffset(topic: topic, partition: partition, offset: offset + 1)
+    }
+}
+
+/// A topic and a partition.
+public struct TopicPartition: Sendable, Hashable, CustomStringConvertible, Comparable {
+    /// The topic's name.
+    public var topic: String
+    /// The partition's number.
+    public var partition: Int32
+
+    /// Makes a topic-partition.
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public var description: String { "\(topic)[\(partition)]" }
+
+    public static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
+        (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
+    }
+}
+
+/// A topic, a partition and an offset (for commits, seeks and positions: the *next* offset to read).
+public struct TopicPartitionOffset: Sendable, Hashable, CustomStringConvertible {
+    /// The topic's name.
+    public var topic: String
+    /// The partition's number.
+    public var partition: Int32
+    /// The offset, or one of the logical offsets below.
+    public var offset: Int64
+
+    /// No offset is known (nothing committed, no position yet).
+    public static let invalidOffset: Int64 = -1001
+    /// The start of the partition.
+    public static let beginning: Int64 = -2
+    /// The end of the partition.
+    public static let end: Int64 = -1
+
+    /// Makes a topic-partition-offset.
+    public init(topic: String, partition: Int32, offset: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+
+    /// The topic and partition.
+    public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
+
+    public var description: String { "\(topic)[\(partition)]@\(offset)" }
+}
+
+/// What librdkafka reported for one produced record.
+public struct DeliveryReport: Sendable {
+    /// The id `KafkaProducer.send` returned for the record.
+    public var id: UInt64
+    /// The topic.
+    public var topic: String
+    /// The partition it was written to (or meant for).
+    public var partition: Int32
+    /// Its offset, when written.
+    public var offset: Int64
+    /// Why it was not written, or `nil` when it was.
+    public var error: KafkaError?
+}
