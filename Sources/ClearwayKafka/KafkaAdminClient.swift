@@ -137,7 +137,9 @@ public final class KafkaAdminClient: Sendable {
         return try await blocking.run {
             var resource: OpaquePointer? = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic)
             defer { rd_kafka_ConfigResource_destroy(resource) }
-            return try client.adminRequest(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout: timeout, what: "describe configs of \(topic)") {
+            return try client.adminRequest(
+                RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout: timeout, what: "describe configs of \(topic)"
+            ) {
                 options, queue in
                 rd_kafka_DescribeConfigs(client.handle, &resource, 1, options, queue)
             } result: { event in
@@ -178,7 +180,8 @@ extension RDKafkaClient {
         submit(options, queue)
         // The request times itself out; the extra second only guards against a lost event.
         guard let event = rd_kafka_queue_poll(queue, Int32(timeout.milliseconds) + 1000) else {
-            throw KafkaError(code: .timeout, message: explain("\(what): no answer from \(brokersDescription) within \(timeout)"))
+            throw KafkaError(
+                code: .timeout, message: explain("\(what): no answer from \(brokersDescription) within \(timeout)"))
         }
         defer { rd_kafka_event_destroy(event) }
         let err = rd_kafka_event_error(event)

@@ -333,14 +333,17 @@ private final class PollState: @unchecked Sendable {
     }
 
     /// librdkafka's rebalance callback, served inside `rd_kafka_consumer_poll` on the poll queue.
-    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+    func rebalance(
+        _ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+    ) {
         let partitions = ((try? [TopicPartitionOffset](list)) ?? []).map(\.topicPartition).sorted()
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, list) {
-                    logger.error("incremental assign failed", metadata: ["kafka.error": "\(KafkaError.consuming(error))"])
+                    logger.error(
+                        "incremental assign failed", metadata: ["kafka.error": "\(KafkaError.consuming(error))"])
                 }
             } else {
                 _ = rd_kafka_assign(rk, list)
@@ -352,7 +355,8 @@ private final class PollState: @unchecked Sendable {
             if !closing.load(ordering: .acquiring), let pending {
                 // Hand the revoke to the reader now, with what came before it, and hold the
                 // partitions until it has committed.
-                let revocation = PartitionRevocation(partitions: partitions, isLost: lost, gate: DispatchSemaphore(value: 0))
+                let revocation = PartitionRevocation(
+                    partitions: partitions, isLost: lost, gate: DispatchSemaphore(value: 0))
                 pending.resume(returning: events + [.partitionsRevoked(revocation)])
                 self.pending = nil
                 events = []
@@ -364,7 +368,8 @@ private final class PollState: @unchecked Sendable {
             }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(rk, list) {
-                    logger.error("incremental unassign failed", metadata: ["kafka.error": "\(KafkaError.consuming(error))"])
+                    logger.error(
+                        "incremental unassign failed", metadata: ["kafka.error": "\(KafkaError.consuming(error))"])
                 }
             } else {
                 _ = rd_kafka_assign(rk, nil)
@@ -396,7 +401,8 @@ private final class PollState: @unchecked Sendable {
             var value: UnsafeRawPointer?
             var size = 0
             while rd_kafka_header_get_all(headerList, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                headers.append(KafkaHeader(name: String(cString: name!), value: value.map { Data(bytes: $0, count: size) }))
+                headers.append(
+                    KafkaHeader(name: String(cString: name!), value: value.map { Data(bytes: $0, count: size) }))
                 index += 1
             }
         }

@@ -67,8 +67,13 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         var text = "KafkaError.\(code)"
         if let resultName { text += "(\(resultName))" }
         text += ": \(message)"
-        if isFatal { text += " [fatal]" } else if transactionRequiresAbort { text += " [abort transaction]" }
-        else if isRetriable { text += " [retriable]" }
+        if isFatal {
+            text += " [fatal]"
+        } else if transactionRequiresAbort {
+            text += " [abort transaction]"
+        } else if isRetriable {
+            text += " [retriable]"
+        }
         return text
     }
 }

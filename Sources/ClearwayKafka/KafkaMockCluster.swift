@@ -30,7 +30,8 @@ public final class KafkaMockCluster: Sendable {
     public struct ErrorCode: Sendable, Hashable {
         let rawValue: Int32
         public static let leaderNotAvailable = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE.rawValue)
-        public static let notLeaderForPartition = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION.rawValue)
+        public static let notLeaderForPartition = ErrorCode(
+            rawValue: RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION.rawValue)
         public static let requestTimedOut = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT.rawValue)
         public static let notEnoughReplicas = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS.rawValue)
         public static let notCoordinator = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_NOT_COORDINATOR.rawValue)
@@ -45,7 +46,8 @@ public final class KafkaMockCluster: Sendable {
             throw KafkaError(code: .librdkafka, message: "librdkafka could not start a mock cluster")
         }
         self.cluster = MockHandle(cluster)
-        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster)).split(separator: ",").map(String.init)
+        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster)).split(separator: ",").map(
+            String.init)
     }
 
     /// Creates a topic on the mock cluster.
@@ -69,7 +71,9 @@ public final class KafkaMockCluster: Sendable {
     /// Takes a broker down (its connections close) or brings it back.
     public func setBroker(_ broker: Int32, up: Bool) throws {
         let err =
-            up ? rd_kafka_mock_broker_set_up(cluster.pointer, broker) : rd_kafka_mock_broker_set_down(cluster.pointer, broker)
+            up
+            ? rd_kafka_mock_broker_set_up(cluster.pointer, broker)
+            : rd_kafka_mock_broker_set_down(cluster.pointer, broker)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.result(err, context: "mock broker \(broker)") }
     }
 

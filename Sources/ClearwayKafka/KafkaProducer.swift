@@ -83,7 +83,8 @@ public final class KafkaProducer: Sendable {
             let err = produce(record, id: id)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw client.fatalError() ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+                throw client.fatalError()
+                    ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
             }
             try await Task.sleep(for: backoff)  // the poll thread drains delivery reports meanwhile
             backoff = min(backoff * 2, .milliseconds(20))
@@ -121,7 +122,8 @@ public final class KafkaProducer: Sendable {
         let err = await blocking.run { rd_kafka_flush(client.handle, Int32(timeout.milliseconds)) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             let left = rd_kafka_outq_len(client.handle)
-            throw KafkaError.result(err, context: client.explain("\(left) record(s) still undelivered after \(timeout)"))
+            throw KafkaError.result(
+                err, context: client.explain("\(left) record(s) still undelivered after \(timeout)"))
         }
     }
 

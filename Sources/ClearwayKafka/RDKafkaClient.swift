@@ -14,8 +14,10 @@ final class ClientContext: Sendable {
     let onDelivery: (@Sendable (UnsafePointer<rd_kafka_message_t>) -> Void)?
     /// A rebalance, on the consumer's poll thread (consumer only).
     let onRebalance:
-        (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) ->
-            Void)?
+        (
+            @Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) ->
+                Void
+        )?
 
     init(
         logger: Logger,
@@ -68,7 +70,8 @@ final class RDKafkaClient: @unchecked Sendable {
         guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)  // not taken over when rd_kafka_new fails
             throw KafkaError(
-                code: .configuration, message: "librdkafka refused the configuration: \(string(fromCBuffer: errorText))")
+                code: .configuration, message: "librdkafka refused the configuration: \(string(fromCBuffer: errorText))"
+            )
         }
         self.handle = handle
         self.context = context
@@ -147,7 +150,9 @@ func withTopicPartitionList<T>(
     _ partitions: [TopicPartition], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws -> T
 ) rethrows -> T {
     try withTopicPartitionList(
-        partitions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.invalidOffset) },
+        partitions.map {
+            TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: TopicPartitionOffset.invalidOffset)
+        },
         body)
 }
 
@@ -167,7 +172,9 @@ extension Array where Element == TopicPartitionOffset {
 
 // MARK: - C callbacks (context comes back through the handle's opaque, unretained)
 
-private func logCallback(_ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ buffer: UnsafePointer<CChar>?) {
+private func logCallback(
+    _ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ buffer: UnsafePointer<CChar>?
+) {
     guard let rk, let context = ClientContext.from(rd_kafka_opaque(rk)), let buffer else { return }
     let swiftLevel: Logger.Level =
         switch level {
@@ -181,7 +188,9 @@ private func logCallback(_ rk: OpaquePointer?, _ level: Int32, _ facility: Unsaf
         metadata: ["kafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
 }
 
-private func errorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+private func errorCallback(
+    _ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?
+) {
     guard let context = ClientContext.from(opaque) else { return }
     let text = reason.map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(rd_kafka_resp_err_t(err)))
     context.lastError.withLock { $0 = text }
@@ -199,13 +208,16 @@ private func statisticsCallback(
     return 0  // librdkafka frees the JSON
 }
 
-private func deliveryCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
+private func deliveryCallback(
+    _ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
+) {
     guard let message, let context = ClientContext.from(opaque) else { return }
     context.onDelivery?(message)
 }
 
 private func rebalanceCallback(
-    _ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+    _ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+    _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
     _ opaque: UnsafeMutableRawPointer?
 ) {
     guard let rk, let partitions, let context = ClientContext.from(opaque) else { return }

@@ -59,11 +59,11 @@ public struct ProducerRecord: Sendable {
 
     /// Makes a record with a UTF-8 key.
     public init(
-        topic: String, partition: Int32? = nil, key: String?, value: Data, headers: [KafkaHeader] = [],
+        topic: String, partition: Int32? = nil, key: String, value: Data, headers: [KafkaHeader] = [],
         timestamp: Date? = nil
     ) {
         self.init(
-            topic: topic, partition: partition, key: key.map { Data($0.utf8) }, value: value,
+            topic: topic, partition: partition, key: Data(key.utf8), value: value,
             headers: headers, timestamp: timestamp)
     }
 }

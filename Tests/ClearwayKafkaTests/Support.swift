@@ -1,0 +1,154 @@
+import ClearwayKafka
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The local test broker that `scripts/test` starts and names in `CLEARWAY_BOOTSTRAP_SERVERS`.
+enum Broker {
+    static let bootstrapServers: [String] =
+        ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"]
+        .map { $0.split(separator: ",").map(String.init) } ?? []
+
+    /// Broker tests run only with a broker; `scripts/test` always provides one (and fails the run
+    /// if any test is skipped).
+    static var isAvailable: Bool { !bootstrapServers.isEmpty }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "clearway.tests")
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        return logger
+    }()
+
+    /// A topic name no other test uses.
+    static func uniqueTopic(_ base: String) -> String {
+        "test.\(base).\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    static func admin() throws -> KafkaAdminClient {
+        try KafkaAdminClient(configuration: KafkaAdminConfiguration(bootstrapServers: bootstrapServers), logger: logger)
+    }
+
+    static func createTopic(_ name: String, partitions: Int32) async throws {
+        let outcome = try await admin().createTopics([TopicSpecification(name: name, partitions: partitions)])
+        #expect(outcome[name] == .created)
+    }
+
+    static func producer(_ configure: (inout KafkaProducerConfiguration) -> Void = { _ in }) throws -> KafkaProducer {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: bootstrapServers)
+        configure(&configuration)
+        return try KafkaProducer(configuration: configuration, logger: logger)
+    }
+
+    static func consumer(
+        group: String, _ configure: (inout KafkaConsumerConfiguration) -> Void = { _ in }
+    ) throws -> KafkaConsumer {
+        var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: bootstrapServers)
+        // The test broker holds a join for about half the session timeout; keep joins short.
+        configuration.sessionTimeout = .seconds(6)
+        configuration.properties["heartbeat.interval.ms"] = "500"
+        configure(&configuration)
+        return try KafkaConsumer(configuration: configuration, logger: logger)
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out: \(what)" }
+}
+
+/// Runs `body`, failing with `TimedOut` if it takes longer than `limit`.
+func within<T: Sendable>(
+    _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw TimedOut(what: what)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+/// Reads records from a consumer until `count` have arrived (or `limit` passes), storing each.
+func collect(_ consumer: KafkaConsumer, count: Int, limit: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+    try await within(limit, "\(count) records") {
+        var records: [ConsumerRecord] = []
+        for try await event in consumer.events {
+            if case .record(let record) = event {
+                records.append(record)
+                try consumer.store(record)
+                if records.count == count { break }
+            }
+        }
+        return records
+    }
+}
+
+/// Reads a consumer in the background, recording what it sees; revokes are handled by
+/// `onRevoke` (which commits by default) before being acknowledged.
+final class ConsumerProbe: Sendable {
+    struct Seen {
+        var records: [ConsumerRecord] = []
+        var assigned: [[TopicPartition]] = []
+        var revoked: [PartitionRevocation] = []
+    }
+    let consumer: KafkaConsumer
+    let seen = Locked(Seen())
+    private let task = Locked<Task<Void, any Error>?>(nil)
+
+    init(
+        _ consumer: KafkaConsumer,
+        onRevoke: @escaping @Sendable (KafkaConsumer, PartitionRevocation) async throws -> Void
+    ) {
+        self.consumer = consumer
+        let seen = self.seen
+        task.withLock {
+            $0 = Task { @Sendable in
+                for try await event in consumer.events {
+                    switch event {
+                    case .record(let record):
+                        try consumer.store(record)
+                        seen.withLock { $0.records.append(record) }
+                    case .partitionsAssigned(let partitions):
+                        seen.withLock { $0.assigned.append(partitions) }
+                    case .partitionsRevoked(let revocation):
+                        try await onRevoke(consumer, revocation)
+                        seen.withLock { $0.revoked.append(revocation) }
+                        revocation.acknowledge()
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until `condition` holds of what was seen.
+    func wait(
+        _ what: String, limit: Duration = .seconds(30), until condition: @escaping @Sendable (Seen) -> Bool
+    ) async throws {
+        let seen = self.seen
+        try await within(limit, what) {
+            while !seen.withLock({ condition($0) }) { try await Task.sleep(for: .milliseconds(50)) }
+        }
+    }
+
+    func stop() async {
+        let task = self.task.withLock { $0 }
+        task?.cancel()
+        _ = await task?.result
+    }
+}
+
+/// A value behind a lock, shareable between tasks.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<T: Sendable>(_ body: (inout sending Value) throws -> sending T) rethrows -> T {
+        try mutex.withLock(body)
+    }
+}
