@@ -108,6 +108,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// How long a revoke waits for the application to acknowledge it (commit its work) before the
     /// partitions are released anyway. Default: 30 s.
     public var revokeTimeout: Duration = .seconds(30)
+    /// `fetch.queue.backoff.ms`: how long fetching pauses when the local queue is full. librdkafka's
+    /// default of 1 s stalls a high-level consumer, whose one queue fills whenever the application
+    /// briefly reads slower than the network delivers. Default: 10 ms.
+    public var fetchQueueBackoff: Duration = .milliseconds(10)
     /// The most records one poll hands out. Default: 1,000.
     public var pollBatchSize = 1000
     /// Any librdkafka property, passed through as given. Default: empty.
@@ -153,6 +157,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             "max.poll.interval.ms": String(maxPollInterval.milliseconds),
             "partition.assignment.strategy": assignmentStrategy.rawValue,
             "enable.partition.eof": String(emitEndOfPartition),
+            "fetch.queue.backoff.ms": String(fetchQueueBackoff.milliseconds),
         ]
         if let groupInstanceID { result["group.instance.id"] = groupInstanceID }
         if let statisticsInterval { result["statistics.interval.ms"] = String(statisticsInterval.milliseconds) }

@@ -117,6 +117,34 @@ public final class KafkaAdminClient: Sendable {
         }
     }
 
+    /// Deletes topics; one the cluster does not have is not an error.
+    public func deleteTopics(_ names: [String]) async throws {
+        let client = self.client
+        let timeout = requestTimeout
+        try await blocking.run {
+            var deletions: [OpaquePointer?] = names.map { rd_kafka_DeleteTopic_new($0) }
+            defer { deletions.forEach { rd_kafka_DeleteTopic_destroy($0) } }
+            try client.adminRequest(RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout: timeout, what: "delete topics") {
+                options, queue in
+                deletions.withUnsafeMutableBufferPointer {
+                    rd_kafka_DeleteTopics(client.handle, $0.baseAddress, $0.count, options, queue)
+                }
+            } result: { event in
+                var count = 0
+                let results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count)
+                for result in UnsafeBufferPointer(start: results, count: count) {
+                    let err = rd_kafka_topic_result_error(result)
+                    guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART else {
+                        var error = KafkaError.result(
+                            err, context: "delete topic \(String(cString: rd_kafka_topic_result_name(result)))")
+                        error.code = .admin
+                        throw error
+                    }
+                }
+            }
+        }
+    }
+
     /// Every topic the cluster has, with its partitions.
     public func listTopics() async throws -> [TopicDescription] {
         let client = self.client

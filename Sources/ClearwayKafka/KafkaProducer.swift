@@ -49,7 +49,7 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func send(_ record: ProducerRecord) async throws -> UInt64 {
         let id = deliveries.nextID()
-        try await enqueue(record, id: id)
+        try await enqueue(record, id: id, awaited: false)
         return id
     }
 
@@ -60,7 +60,7 @@ public final class KafkaProducer: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             deliveries.register(id, continuation)
             Task {
-                do { try await enqueue(record, id: id) } catch { deliveries.fail(id, error) }
+                do { try await enqueue(record, id: id, awaited: true) } catch { deliveries.fail(id, error) }
             }
         }
     }
@@ -70,17 +70,17 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func trySend(_ record: ProducerRecord) throws -> UInt64 {
         let id = deliveries.nextID()
-        let err = produce(record, id: id)
+        let err = produce(record, id: id, awaited: false)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
         }
         return id
     }
 
-    private func enqueue(_ record: ProducerRecord, id: UInt64) async throws {
+    private func enqueue(_ record: ProducerRecord, id: UInt64, awaited: Bool) async throws {
         var backoff = Duration.microseconds(200)
         while true {
-            let err = produce(record, id: id)
+            let err = produce(record, id: id, awaited: awaited)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
                 throw client.fatalError()
@@ -91,7 +91,7 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    private func produce(_ record: ProducerRecord, id: UInt64) -> rd_kafka_resp_err_t {
+    private func produce(_ record: ProducerRecord, id: UInt64, awaited: Bool) -> rd_kafka_resp_err_t {
         var headers: OpaquePointer?
         if !record.headers.isEmpty {
             headers = rd_kafka_headers_new(record.headers.count)
@@ -106,7 +106,7 @@ public final class KafkaProducer: Sendable {
             }
         }
         let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
-        let opaque = UnsafeMutableRawPointer(bitPattern: UInt(id))
+        let opaque = Deliveries.opaque(id: id, awaited: awaited)
         return record.value.withUnsafeBytes { value in
             withOptionalBytes(record.key) { key in
                 clearway_produce(
@@ -222,13 +222,12 @@ private func withOptionalBytes<T>(_ data: Data?, _ body: (UnsafeRawBufferPointer
 }
 
 /// The producer's record ids, the continuations waiting on them and the report stream.
+///
+/// A record's librdkafka opaque is its id shifted left by one, with the low bit set when a
+/// caller awaits its report, so the common fire-and-forget report costs no lock.
 private final class Deliveries: Sendable {
-    private struct State {
-        var nextID: UInt64 = 1
-        var waiting: [UInt64: CheckedContinuation<DeliveryReport, any Error>] = [:]
-        var failedEarly: Set<UInt64> = []
-    }
-    private let state = Mutex(State())
+    private let lastID = Atomic<UInt64>(0)
+    private let waiting = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
     private let stream: AsyncStream<DeliveryReport>.Continuation?
 
     init(stream: AsyncStream<DeliveryReport>.Continuation?) {
@@ -236,43 +235,45 @@ private final class Deliveries: Sendable {
     }
 
     func nextID() -> UInt64 {
-        state.withLock { state in
-            defer { state.nextID &+= 1 }
-            return state.nextID
-        }
+        lastID.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    static func opaque(id: UInt64, awaited: Bool) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: UInt(id << 1 | (awaited ? 1 : 0)))
     }
 
     func register(_ id: UInt64, _ continuation: CheckedContinuation<DeliveryReport, any Error>) {
-        state.withLock { $0.waiting[id] = continuation }
+        waiting.withLock { $0[id] = continuation }
     }
 
     func fail(_ id: UInt64, _ error: any Error) {
-        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
+        waiting.withLock { $0.removeValue(forKey: id) }?.resume(throwing: error)
     }
 
     /// Called on the poll thread for each delivery report.
     func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
-        let id = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
-        let waiting = state.withLock { $0.waiting.removeValue(forKey: id) }
-        guard waiting != nil || stream != nil else { return }
+        let opaque = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
+        let id = opaque >> 1
+        let waiter = opaque & 1 == 1 ? waiting.withLock { $0.removeValue(forKey: id) } : nil
+        guard waiter != nil || stream != nil else { return }
         let m = message.pointee
         let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.result(m.err, context: "delivery failed")
         let report = DeliveryReport(
             id: id, topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset,
             error: error)
-        if let waiting {
-            if let error { waiting.resume(throwing: error) } else { waiting.resume(returning: report) }
+        if let waiter {
+            if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: report) }
         }
         stream?.yield(report)
     }
 
     func finish() {
         stream?.finish()
-        let waiting = state.withLock { state in
-            defer { state.waiting = [:] }
-            return state.waiting
+        let waiters = waiting.withLock { waiting in
+            defer { waiting = [:] }
+            return waiting
         }
-        for continuation in waiting.values { continuation.resume(throwing: KafkaError.shutDown("the producer")) }
+        for continuation in waiters.values { continuation.resume(throwing: KafkaError.shutDown("the producer")) }
     }
 }
 
