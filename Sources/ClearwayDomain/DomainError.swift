@@ -1,0 +1,40 @@
+/// Why a value or a rule could not be applied: a code to act on, and a message for a person
+/// that names what was wrong and, where it can, what would fix it.
+public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem this is. Codes are stable: exceptions topics and reports carry them.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The stable name of the code, e.g. `invalid-hts`.
+        public let rawValue: String
+        /// Makes a code.
+        public init(_ rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidMoney = Code("invalid-money")
+        public static let currencyMismatch = Code("currency-mismatch")
+        public static let unsupportedCurrency = Code("unsupported-currency")
+        public static let invalidHTS = Code("invalid-hts")
+        public static let invalidCountry = Code("invalid-country")
+        public static let invalidMID = Code("invalid-mid")
+        public static let invalidEntryNumber = Code("invalid-entry-number")
+        public static let invalidConsignee = Code("invalid-consignee")
+        public static let missingRate = Code("missing-fx-rate")
+        public static let invalidReferenceData = Code("invalid-reference-data")
+        public static let invalidPolicy = Code("invalid-policy")
+        public static let noPolicyInForce = Code("no-policy-in-force")
+        public static let unknownPort = Code("unknown-port")
+        public static let invalidDate = Code("invalid-date")
+    }
+
+    /// What kind of problem this is.
+    public var code: Code
+    /// What was wrong, for a person.
+    public var message: String
+
+    /// Makes an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
