@@ -1,0 +1,268 @@
+import Foundation
+
+/// One row of the USITC HTS JSON export.
+public struct HTSRow: Hashable, Sendable, Codable {
+    public var htsno: String
+    public var indent: String?
+    public var description: String
+    public var superior: String?
+    public var units: [String]?
+    public var general: String?
+    public var special: String?
+    public var other: String?
+    public var footnotes: [Footnote]?
+
+    /// A footnote of a row.
+    public struct Footnote: Hashable, Sendable, Codable {
+        public var columns: [String]?
+        public var value: String?
+        public var type: String?
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case htsno, indent, description, superior, units, general, special, other, footnotes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        htsno = try container.decodeIfPresent(String.self, forKey: .htsno) ?? ""
+        // The export writes indent as a string; accept a number too.
+        if let text = try? container.decodeIfPresent(String.self, forKey: .indent) {
+            indent = text
+        } else {
+            indent = (try? container.decodeIfPresent(Int.self, forKey: .indent)).flatMap { $0.map(String.init) }
+        }
+        description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+        superior = try? container.decodeIfPresent(String.self, forKey: .superior)
+        units = try container.decodeIfPresent([String].self, forKey: .units)
+        general = try container.decodeIfPresent(String.self, forKey: .general)
+        special = try container.decodeIfPresent(String.self, forKey: .special)
+        other = try container.decodeIfPresent(String.self, forKey: .other)
+        footnotes = try? container.decodeIfPresent([Footnote].self, forKey: .footnotes)
+    }
+}
+
+/// The HTS as the USITC publishes it (JSON export: `htsno`, `indent`, `description`, `units`,
+/// `general`, `special`, `other`, `footnotes`), indexed by number.
+public struct HTSReference: Sendable {
+    /// One number in the schedule.
+    public struct Entry: Hashable, Sendable {
+        public var code: HTSCode
+        /// Its description, with those of the rows it sits under ("Of cotton" → "T-shirts…: Of cotton").
+        public var description: String
+        public var units: [String]
+        /// The general (column 1) rate of the nearest row that states one.
+        public var generalRate: String?
+    }
+
+    /// Which release this is, e.g. `2025 Revision 19`.
+    public let revision: String
+    /// The first day it applies.
+    public let effectiveFrom: Day
+    private let entries: [String: Entry]
+
+    /// Every numbered row.
+    public var count: Int { entries.count }
+
+    /// Reads the USITC JSON export. Rows without a number (headings' text) give context to the
+    /// rows beneath them.
+    public init(json data: Data, revision: String, effectiveFrom: Day) throws {
+        let rows: [HTSRow]
+        do {
+            rows = try JSONDecoder().decode([HTSRow].self, from: data)
+        } catch {
+            throw DomainError(
+                .invalidReferenceData, "HTS reference is not a USITC HTS JSON export (an array of rows): \(describe(error))")
+        }
+        var entries: [String: Entry] = [:]
+        var context: [Int: (description: String, rate: String?)] = [:]
+        for (index, row) in rows.enumerated() {
+            let level = Int(row.indent ?? "0") ?? 0
+            context = context.filter { $0.key < level }
+            let rate = row.general.flatMap { $0.isEmpty ? nil : $0 } ?? context.values.compactMap(\.rate).last
+            let parents = context.keys.sorted().map { context[$0]!.description }
+            context[level] = (row.description, rate)
+            guard !row.htsno.isEmpty else { continue }
+            let code: HTSCode
+            do {
+                code = try HTSCode(row.htsno)
+            } catch let error as DomainError {
+                throw DomainError(.invalidReferenceData, "HTS reference row \(index + 1): \(error.message)")
+            }
+            let description = (parents + [row.description]).filter { !$0.isEmpty }.suffix(3).joined(separator: ": ")
+            entries[code.digits] = Entry(
+                code: code, description: description, units: row.units ?? [], generalRate: rate)
+        }
+        self.revision = revision
+        self.effectiveFrom = effectiveFrom
+        self.entries = entries
+    }
+
+    /// The entry for exactly this number.
+    public func entry(_ code: HTSCode) -> Entry? { entries[code.digits] }
+
+    /// Whether the schedule has this number.
+    public func contains(_ code: HTSCode) -> Bool { entries[code.digits] != nil }
+
+    /// The shipped excerpt (for tests and the demo; point production at the full export).
+    public static func shippedExcerpt() throws -> HTSReference {
+        try HTSReference(
+            json: ShippedData.data("hts-excerpt"), revision: "excerpt of the 2025 HTSUS",
+            effectiveFrom: Day(year: 2025, month: 1, day: 1))
+    }
+}
+
+/// A PGA (partner government agency) flag on an HTS number, e.g. `FD2`.
+///
+/// Odd-numbered flags mean the agency's data *may be* required — a disclaim code (A–D) can answer
+/// them; even-numbered flags mean it *is* required (CBP ACE PGA flags).
+public struct PGAFlag: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public let code: String
+
+    /// Parses a flag: two letters and a digit (`FD1`, `EP7`).
+    public init(_ text: String) throws {
+        let code = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let characters = Array(code)
+        guard characters.count == 3, characters[0].isLetter, characters[1].isLetter, characters[2].isASCIIDigit,
+            characters[2] != "0"
+        else {
+            throw DomainError(.invalidReferenceData, "\"\(text)\" is not a PGA flag (two letters and a digit, e.g. FD2)")
+        }
+        self.code = code
+    }
+
+    public init(from decoder: any Decoder) throws { try self.init(decoder.singleValueContainer().decode(String.self)) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(code)
+    }
+
+    /// The agency code, e.g. `FD`.
+    public var agencyCode: String { String(code.prefix(2)) }
+    /// `true` for an even-numbered flag: the agency's data is required.
+    public var isRequired: Bool { Int(String(code.last!))! % 2 == 0 }
+
+    /// The agency's name, where known.
+    public var agency: String {
+        switch agencyCode {
+        case "FD": return code == "FD3" || code == "FD4" ? "FDA (prior notice)" : "FDA"
+        case "EP": return "EPA"
+        case "DT": return "NHTSA"
+        case "AQ": return "APHIS"
+        case "AL": return "APHIS (Lacey Act)"
+        case "FS": return "FSIS"
+        case "FW": return "Fish & Wildlife Service"
+        case "AM": return "AMS"
+        case "TB": return "TTB"
+        case "NM": return "NMFS"
+        default: return agencyCode
+        }
+    }
+
+    public var description: String { code }
+    public static func < (lhs: PGAFlag, rhs: PGAFlag) -> Bool { lhs.code < rhs.code }
+}
+
+/// A disclaim code answering a "may be required" PGA flag (A–D in ACE).
+public enum DisclaimCode: String, Hashable, Sendable, Codable {
+    case a = "A", b = "B", c = "C", d = "D"
+}
+
+/// Something that holds from one day until (not including) another.
+public struct EffectivePeriod: Hashable, Sendable, Codable {
+    public var effectiveFrom: Day
+    public var effectiveUntil: Day?
+
+    /// Whether `day` falls in the period.
+    public func contains(_ day: Day) -> Bool {
+        effectiveFrom <= day && (effectiveUntil.map { day < $0 } ?? true)
+    }
+}
+
+/// The PGA flag table: HTS prefix → flags, effective-dated.
+///
+/// File format (JSON): `{"source": "…", "entries": [{"htsPrefix": "0901", "flags": ["FD3"],
+/// "effectiveFrom": "2019-01-01", "effectiveUntil": null}]}`. A number's flags are those of every
+/// entry whose prefix starts it and whose period holds the day.
+public struct PGAFlagTable: Sendable, Codable {
+    public struct Entry: Hashable, Sendable, Codable {
+        public var htsPrefix: String
+        public var flags: [PGAFlag]
+        public var effectiveFrom: Day
+        public var effectiveUntil: Day?
+        var period: EffectivePeriod { EffectivePeriod(effectiveFrom: effectiveFrom, effectiveUntil: effectiveUntil) }
+    }
+
+    public var source: String
+    public var entries: [Entry]
+
+    /// The flags on a number on a day.
+    public func flags(for code: HTSCode, on day: Day) -> Set<PGAFlag> {
+        Set(entries.filter { code.hasPrefix($0.htsPrefix) && $0.period.contains(day) }.flatMap(\.flags))
+    }
+
+    /// Reads the table.
+    public static func load(_ data: Data) throws -> PGAFlagTable {
+        do {
+            let table = try JSONDecoder().decode(PGAFlagTable.self, from: data)
+            for entry in table.entries where entry.htsPrefix.filter({ $0 != "." }).contains(where: { !$0.isASCIIDigit }) {
+                throw DomainError(.invalidReferenceData, "PGA flag table: \"\(entry.htsPrefix)\" is not an HTS prefix")
+            }
+            return table
+        } catch let error as DomainError {
+            throw error
+        } catch {
+            throw DomainError(.invalidReferenceData, "PGA flag table is not valid: \(describe(error))")
+        }
+    }
+
+    /// The shipped excerpt.
+    public static func shipped() throws -> PGAFlagTable { try load(ShippedData.data("pga-flags")) }
+}
+
+/// A list of HTS numbers under an additional-duty action (Section 301, Section 232),
+/// effective-dated.
+///
+/// File format (JSON): `{"action": "section301", "source": "…", "entries": [{"hts": "6109.10.00",
+/// "list": "4A", "rate": "7.5%", "effectiveFrom": "2020-02-14", "effectiveUntil": null,
+/// "citation": "85 FR 3741"}]}`. Section 301 lists name 8-digit subheadings; Section 232 lists
+/// name headings, subheadings or full numbers. A number is covered when a listed number starts it.
+public struct TariffActionList: Sendable, Codable {
+    public struct Entry: Hashable, Sendable, Codable {
+        public var hts: String
+        public var list: String?
+        public var rate: String?
+        public var effectiveFrom: Day
+        public var effectiveUntil: Day?
+        public var citation: String?
+        var period: EffectivePeriod { EffectivePeriod(effectiveFrom: effectiveFrom, effectiveUntil: effectiveUntil) }
+    }
+
+    public var action: String
+    public var source: String
+    public var entries: [Entry]
+
+    /// The entries covering a number on a day.
+    public func matches(_ code: HTSCode, on day: Day) -> [Entry] {
+        entries.filter { code.hasPrefix($0.hts) && $0.period.contains(day) }
+    }
+
+    /// Reads a list.
+    public static func load(_ data: Data) throws -> TariffActionList {
+        do {
+            let list = try JSONDecoder().decode(TariffActionList.self, from: data)
+            for entry in list.entries { _ = try HTSCode(entry.hts) }
+            return list
+        } catch let error as DomainError {
+            throw DomainError(.invalidReferenceData, "tariff action list: \(error.message)")
+        } catch {
+            throw DomainError(.invalidReferenceData, "tariff action list is not valid: \(describe(error))")
+        }
+    }
+
+    /// The shipped Section 301 excerpt.
+    public static func shippedSection301() throws -> TariffActionList { try load(ShippedData.data("section301")) }
+    /// The shipped Section 232 excerpt.
+    public static func shippedSection232() throws -> TariffActionList { try load(ShippedData.data("section232")) }
+}
