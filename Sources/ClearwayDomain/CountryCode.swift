@@ -16,7 +16,7 @@ public struct CountryCode: Hashable, Sendable, Codable, CustomStringConvertible,
     }
 
     public init(from decoder: any Decoder) throws {
-        try self.init(decoder.singleValueContainer().decode(String.self))
+        self = try decoder.parseString(Self.init)
     }
 
     public func encode(to encoder: any Encoder) throws {

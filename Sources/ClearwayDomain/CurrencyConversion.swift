@@ -65,7 +65,7 @@ public struct Day: Hashable, Sendable, Comparable, Codable, CustomStringConverti
         }
     }
 
-    public init(from decoder: any Decoder) throws { try self.init(decoder.singleValueContainer().decode(String.self)) }
+    public init(from decoder: any Decoder) throws { self = try decoder.parseString(Self.init) }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()

@@ -38,3 +38,16 @@ public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 }
+
+extension Decoder {
+    /// Decodes a string and parses it, reporting a parse failure with its place in the document.
+    func parseString<T>(_ parse: (String) throws -> T) throws -> T {
+        let text = try singleValueContainer().decode(String.self)
+        do {
+            return try parse(text)
+        } catch let error as DomainError {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: codingPath, debugDescription: error.message, underlyingError: error))
+        }
+    }
+}

@@ -39,7 +39,7 @@ public struct HTSCode: Hashable, Sendable, Codable, CustomStringConvertible, Com
     }
 
     public init(from decoder: any Decoder) throws {
-        try self.init(decoder.singleValueContainer().decode(String.self))
+        self = try decoder.parseString(Self.init)
     }
 
     public func encode(to encoder: any Encoder) throws {

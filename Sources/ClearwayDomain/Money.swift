@@ -21,7 +21,7 @@ public struct CurrencyCode: Hashable, Sendable, Codable, CustomStringConvertible
     init(unchecked: String) { rawValue = unchecked }
 
     public init(from decoder: any Decoder) throws {
-        try self.init(decoder.singleValueContainer().decode(String.self))
+        self = try decoder.parseString { try CurrencyCode($0) }
     }
 
     public func encode(to encoder: any Encoder) throws {

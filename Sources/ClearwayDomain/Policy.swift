@@ -99,7 +99,8 @@ public struct PolicyTimeline: Hashable, Sendable, Codable {
 
     private func validate() throws {
         guard !policies.isEmpty else { throw DomainError(.invalidPolicy, "policy timeline \(name) has no policies") }
-        for (earlier, later) in zip(policies, policies.dropFirst()) where !(earlier.effectiveFrom < later.effectiveFrom) {
+        for (earlier, later) in zip(policies, policies.dropFirst()) where !(earlier.effectiveFrom < later.effectiveFrom)
+        {
             throw DomainError(
                 .invalidPolicy,
                 "policy timeline \(name): \(later.id) (\(later.effectiveFrom)) must start after \(earlier.id) (\(earlier.effectiveFrom))"
@@ -127,10 +128,12 @@ public struct PolicyTimeline: Hashable, Sendable, Codable {
     public func forcing(_ id: String) throws -> PolicyTimeline {
         guard var policy = policies.first(where: { $0.id == id }) else {
             throw DomainError(
-                .invalidPolicy, "timeline \(name) has no policy \(id); it has \(policies.map(\.id).joined(separator: ", "))")
+                .invalidPolicy,
+                "timeline \(name) has no policy \(id); it has \(policies.map(\.id).joined(separator: ", "))")
         }
         policy.effectiveFrom = Day(year: 1900, month: 1, day: 1)
-        return try PolicyTimeline(name: "\(name)+forced:\(id)", description: "what-if: \(policy.title)", policies: [policy])
+        return try PolicyTimeline(
+            name: "\(name)+forced:\(id)", description: "what-if: \(policy.title)", policies: [policy])
     }
 
     /// Reads a timeline from JSON.
@@ -157,7 +160,8 @@ public struct PolicyTimeline: Hashable, Sendable, Codable {
         guard let data = try? Data(contentsOf: url) else {
             throw DomainError(
                 .invalidPolicy,
-                "no policy timeline \"\(nameOrPath)\": give a file path or one of \(shippedNames.joined(separator: ", "))")
+                "no policy timeline \"\(nameOrPath)\": give a file path or one of \(shippedNames.joined(separator: ", "))"
+            )
         }
         return try load(data)
     }

@@ -72,7 +72,8 @@ public struct HTSReference: Sendable {
             rows = try JSONDecoder().decode([HTSRow].self, from: data)
         } catch {
             throw DomainError(
-                .invalidReferenceData, "HTS reference is not a USITC HTS JSON export (an array of rows): \(describe(error))")
+                .invalidReferenceData,
+                "HTS reference is not a USITC HTS JSON export (an array of rows): \(describe(error))")
         }
         var entries: [String: Entry] = [:]
         var context: [Int: (description: String, rate: String?)] = [:]
@@ -126,12 +127,13 @@ public struct PGAFlag: Hashable, Sendable, Codable, Comparable, CustomStringConv
         guard characters.count == 3, characters[0].isLetter, characters[1].isLetter, characters[2].isASCIIDigit,
             characters[2] != "0"
         else {
-            throw DomainError(.invalidReferenceData, "\"\(text)\" is not a PGA flag (two letters and a digit, e.g. FD2)")
+            throw DomainError(
+                .invalidReferenceData, "\"\(text)\" is not a PGA flag (two letters and a digit, e.g. FD2)")
         }
         self.code = code
     }
 
-    public init(from decoder: any Decoder) throws { try self.init(decoder.singleValueContainer().decode(String.self)) }
+    public init(from decoder: any Decoder) throws { self = try decoder.parseString(Self.init) }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
@@ -206,7 +208,8 @@ public struct PGAFlagTable: Sendable, Codable {
     public static func load(_ data: Data) throws -> PGAFlagTable {
         do {
             let table = try JSONDecoder().decode(PGAFlagTable.self, from: data)
-            for entry in table.entries where entry.htsPrefix.filter({ $0 != "." }).contains(where: { !$0.isASCIIDigit }) {
+            for entry in table.entries where entry.htsPrefix.filter({ $0 != "." }).contains(where: { !$0.isASCIIDigit })
+            {
                 throw DomainError(.invalidReferenceData, "PGA flag table: \"\(entry.htsPrefix)\" is not an HTS prefix")
             }
             return table

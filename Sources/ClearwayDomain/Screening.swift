@@ -150,15 +150,18 @@ public struct Screener: Sendable {
                             "s321.pga-excluded", "CBP e-commerce FAQ",
                             flag.isRequired
                                 ? "\(line.sku): \(flag) — \(flag.agency) data is required, so the line cannot enter under de minimis"
-                                : "\(line.sku): \(flag) — \(flag.agency) data may be required and no disclaim code answers it"))
+                                : "\(line.sku): \(flag) — \(flag.agency) data may be required and no disclaim code answers it"
+                        ))
                 }
             }
             if policy.hasDeMinimis {
                 if policy.excludedOrigins.contains(line.origin) {
                     exclusions.append(
                         reason(
-                            "s321.origin-excluded", policy.sources.first { $0.contains("14256") } ?? "policy \(policy.id)",
-                            "\(line.sku): origin \(line.origin) is excluded from de minimis from \(policy.effectiveFrom)"))
+                            "s321.origin-excluded",
+                            policy.sources.first { $0.contains("14256") } ?? "policy \(policy.id)",
+                            "\(line.sku): origin \(line.origin) is excluded from de minimis from \(policy.effectiveFrom)"
+                        ))
                 }
                 if let adcvd = line.adcvdCase {
                     exclusions.append(
@@ -185,7 +188,8 @@ public struct Screener: Sendable {
                 LineScreening(
                     sku: line.sku, hts: line.hts, origin: line.origin, flags: findings, deMinimisExclusions: exclusions,
                     section301: line.origin.rawValue == "CN" ? section301.matches(line.hts, on: day) : [],
-                    section232: section232.matches(line.hts, on: day), requiresFormalEntry: formal, unknownHTS: unknown))
+                    section232: section232.matches(line.hts, on: day), requiresFormalEntry: formal, unknownHTS: unknown)
+            )
         }
 
         var reasons = results.flatMap(\.deMinimisExclusions)

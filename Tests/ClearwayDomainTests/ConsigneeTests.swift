@@ -7,7 +7,8 @@ struct ConsigneeTests {
     private func consignee(_ name: String, _ line1: String, _ line2: String? = nil, zip: String = "62704")
         -> Consignee
     {
-        Consignee(name: name, line1: line1, line2: line2, city: "Springfield", region: "IL", postalCode: zip, country: "US")
+        Consignee(
+            name: name, line1: line1, line2: line2, city: "Springfield", region: "IL", postalCode: zip, country: "US")
     }
 
     @Test func spellingVariantsOfOneAddressAreOnePerson() throws {
@@ -37,7 +38,8 @@ struct ConsigneeTests {
 
     @Test func keysAreKeyedHashesThatHoldNoName() throws {
         let keys = try consignee("Jane Doe", "12 Oak Street").keys(secret: secret)
-        let other = try consignee("Jane Doe", "12 Oak Street").keys(secret: ConsigneeKeySecret(text: "another-secret-0123456789"))
+        let other = try consignee("Jane Doe", "12 Oak Street").keys(
+            secret: ConsigneeKeySecret(text: "another-secret-0123456789"))
         #expect(keys.consigneeKey.count == 32 && keys.consigneeKey.allSatisfy(\.isHexDigit))
         #expect(!keys.consigneeKey.localizedCaseInsensitiveContains("doe"))
         #expect(keys != other)

@@ -11,7 +11,9 @@ struct MIDTests {
 
     /// The Appendix's own example, with DOMAIN.md's street line.
     @Test func amalgamatedPlastics() throws {
-        #expect(try mid("Amalgamated Plastics Corp.", "11455 Main Street Suite 9999", "Hong Kong", "HK") == "HKAMAPLA1145HON")
+        #expect(
+            try mid("Amalgamated Plastics Corp.", "11455 Main Street Suite 9999", "Hong Kong", "HK")
+                == "HKAMAPLA1145HON")
     }
 
     @Test func aOneWordNameGivesThreeLetters() throws {
@@ -43,8 +45,11 @@ struct MIDTests {
     }
 
     @Test func canadaUsesTheProvinceCode() throws {
-        #expect(try mid("Maple Apparel Inc.", "250 Front Street West", "Toronto", "CA", province: "ON") == "XOMAPAPP250TOR")
-        #expect(try mid("Boreal Goods", "1200 Rue Sainte-Catherine", "Montreal", "CA", province: "Québec") == "XQBORGOO1200MON")
+        #expect(
+            try mid("Maple Apparel Inc.", "250 Front Street West", "Toronto", "CA", province: "ON") == "XOMAPAPP250TOR")
+        #expect(
+            try mid("Boreal Goods", "1200 Rue Sainte-Catherine", "Montreal", "CA", province: "Québec")
+                == "XQBORGOO1200MON")
         #expect(try mid("Boreal Goods", "9 Main St", "Whitehorse", "CA", province: "YT") == "XYBORGOO9WHI")
         #expect(throws: DomainError.self) { try mid("Boreal Goods", "9 Main St", "Whitehorse", "CA") }
     }

@@ -19,7 +19,9 @@ struct MoneyTests {
     }
 
     @Test func refusesToMixCurrencies() throws {
-        #expect(throws: DomainError.self) { try Money.usd("1").adding(Money(parsing: "1", currency: CurrencyCode("CAD"))) }
+        #expect(throws: DomainError.self) {
+            try Money.usd("1").adding(Money(parsing: "1", currency: CurrencyCode("CAD")))
+        }
     }
 
     @Test func roundsHalfAwayFromZeroToCents() throws {
@@ -52,7 +54,9 @@ struct HTSCodeTests {
         #expect(try HTSCode("6109.10.00").isStatisticalReportingNumber == false)
     }
 
-    @Test(arguments: ["7701.00.0000", "0012.34.5678", "61091000123", "6109-10-0012", "61.09.10", "6109.10.0012.", "ABCD"])
+    @Test(arguments: [
+        "7701.00.0000", "0012.34.5678", "61091000123", "6109-10-0012", "61.09.10", "6109.10.0012.", "ABCD",
+    ])
     func refusesInvalidNumbers(_ text: String) {
         #expect(throws: DomainError.self) { try HTSCode(text) }
     }

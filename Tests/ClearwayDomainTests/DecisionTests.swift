@@ -1,0 +1,186 @@
+import ClearwayDomain
+import Foundation
+import Testing
+
+struct ScreeningTests {
+    let screener = try! Screener.shipped()
+    let timeline = try! PolicyTimeline.shipped()
+
+    private func line(
+        _ hts: String, _ origin: String, flags: [String]? = nil, disclaim: [String: DisclaimCode] = [:],
+        adcvd: String? = nil
+    ) throws
+        -> ScreeningLine
+    {
+        ScreeningLine(
+            sku: "SKU-\(hts)", hts: try HTSCode(hts), origin: try CountryCode(origin),
+            skuFlags: try flags.map { Set(try $0.map(PGAFlag.init)) },
+            disclaimers: Dictionary(uniqueKeysWithValues: try disclaim.map { (try PGAFlag($0.key), $0.value) }),
+            adcvdCase: adcvd)
+    }
+
+    @Test func foodWithRequiredFDADataLeavesTheDeMinimisLane() throws {
+        let day = try Day("2025-03-01")
+        let screening = screener.screen([try line("0901.21.0020", "MX")], on: day, policy: try timeline.policy(on: day))
+        #expect(!screening.isDeMinimisEligible)
+        #expect(screening.allowedLanes == [.t11, .t01])
+        #expect(screening.reasons.contains { $0.rule == "s321.pga-excluded" && $0.text.contains("FD4") })
+    }
+
+    @Test func aMayBeRequiredFlagWithADisclaimerStays() throws {
+        let day = try Day("2025-03-01")
+        let policy = try timeline.policy(on: day)
+        let undisclaimed = screener.screen([try line("3304.99.5000", "MX")], on: day, policy: policy)
+        #expect(!undisclaimed.isDeMinimisEligible)
+        let disclaimed = screener.screen(
+            [try line("3304.99.5000", "MX", disclaim: ["FD1": .a])], on: day, policy: policy)
+        #expect(disclaimed.isDeMinimisEligible)
+        #expect(disclaimed.lines[0].flags[0].disclaimer == .a)
+    }
+
+    @Test func chinaOriginIsExcludedFromMay2025() throws {
+        let before = try Day("2025-05-01")
+        let after = try Day("2025-05-02")
+        let phone = try line("8517.13.0000", "CN")
+        #expect(screener.screen([phone], on: before, policy: try timeline.policy(on: before)).isDeMinimisEligible)
+        let screening = screener.screen([phone], on: after, policy: try timeline.policy(on: after))
+        #expect(!screening.isDeMinimisEligible)
+        #expect(screening.reasons.contains { $0.rule == "s321.origin-excluded" && $0.citation.contains("14256") })
+    }
+
+    @Test func adcvdGoodsAreExcludedAndTakeFormalEntry() throws {
+        let day = try Day("2025-03-01")
+        let screening = screener.screen(
+            [try line("7208.10.1500", "CN", adcvd: "A-570-000")], on: day, policy: try timeline.policy(on: day))
+        #expect(screening.requiredLane == .t01)
+        #expect(screening.allowedLanes == [.t01])
+        #expect(screening.lines[0].section232.map(\.rate) == ["25%"])
+    }
+
+    @Test func alcoholIsTaxedUnderTheIRCAndNeverDeMinimis() throws {
+        let day = try Day("2025-03-01")
+        let screening = screener.screen(
+            [try line("2208.30.3030", "GB", flags: [])], on: day, policy: try timeline.policy(on: day))
+        #expect(screening.reasons.contains { $0.rule == "s321.irc-taxed-excluded" })
+    }
+
+    @Test func skuFlagsOverrideTheTableAndUnknownNumbersAreReported() throws {
+        let day = try Day("2025-03-01")
+        let policy = try timeline.policy(on: day)
+        let flaggedBySKU = screener.screen([try line("6109.10.0012", "MX", flags: ["FD2"])], on: day, policy: policy)
+        #expect(!flaggedBySKU.isDeMinimisEligible)
+        let unknown = screener.screen([try line("6109.10.0099", "MX")], on: day, policy: policy)
+        #expect(unknown.unknownHTSLines.count == 1)
+    }
+
+    @Test func section301ExposureIsReportedForChinaOrigin() throws {
+        let day = try Day("2026-11-25")
+        let screening = screener.screen(
+            [try line("6109.10.0012", "CN"), try line("6109.10.0012", "MX")], on: day,
+            policy: try timeline.policy(on: day))
+        #expect(screening.lines[0].section301.map(\.list) == ["4A"])
+        #expect(screening.lines[1].section301.isEmpty)
+        #expect(!screening.isDeMinimisEligible)  // suspended for all countries
+        #expect(screening.reasons.contains { $0.rule == "no-de-minimis" })
+    }
+}
+
+struct AggregationTests {
+    let timeline = try! PolicyTimeline.shipped()
+    let today = try! Day("2025-03-10")
+
+    private func request(_ id: String, _ value: Decimal, eligible: Bool = true) -> AggregationRequest {
+        AggregationRequest(orderId: id, valueUSD: value, deMinimisEligible: eligible)
+    }
+
+    @Test func underSection321TheSecondOrderThatPassesEightHundredIsHeld() throws {
+        let policy = try timeline.policy(on: today)
+        let window = DayWindow(consigneeKey: "c1", day: today)
+        let first = aggregate(request("o1", 500), into: window, policy: policy)
+        #expect(first.entryType == .t86)
+        let second = aggregate(request("o2", 400), into: first.window, policy: policy)
+        #expect(second.outcome == .hold(until: try Day("2025-03-11")))
+        #expect(second.window.deMinimisTotalUSD == 500)
+        #expect(second.reasons.contains { $0.rule == "s321.overflow.hold" && $0.policyVersion == policy.version })
+
+        // Released when its day comes: the next day's window is empty.
+        let nextDay = DayWindow(consigneeKey: "c1", day: try Day("2025-03-11"))
+        #expect(aggregate(request("o2", 400), into: nextDay, policy: policy).entryType == .t86)
+    }
+
+    @Test func sevenHundredTodayAndSevenHundredTomorrowAreBothT86() throws {
+        let policy = try timeline.policy(on: today)
+        let monday = aggregate(request("o1", 700), into: DayWindow(consigneeKey: "c1", day: today), policy: policy)
+        let tuesday = aggregate(
+            request("o2", 700), into: DayWindow(consigneeKey: "c1", day: today.next), policy: policy)
+        #expect(monday.entryType == .t86 && tuesday.entryType == .t86)
+    }
+
+    @Test func oneOrderOverTheThresholdTakesTheFormalPath() throws {
+        let policy = try timeline.policy(on: today)
+        let decision = aggregate(request("o1", 900), into: DayWindow(consigneeKey: "c1", day: today), policy: policy)
+        #expect(decision.entryType == .t11)
+        #expect(decision.window.deMinimisTotalUSD == 0)
+        #expect(aggregate(request("o2", 3000), into: decision.window, policy: policy).entryType == .t01)
+    }
+
+    @Test func overflowCanGoFormalOrReroute() throws {
+        let policy = try timeline.policy(on: today)
+        let first = aggregate(request("o1", 500), into: DayWindow(consigneeKey: "c1", day: today), policy: policy)
+        #expect(aggregate(request("o2", 400), into: first.window, policy: policy, overflow: .formal).entryType == .t11)
+        #expect(
+            aggregate(request("o2", 400), into: first.window, policy: policy, overflow: .reroute).outcome == .reroute)
+    }
+
+    @Test func ordersScreenedOffDeMinimisNeverUseTheAllowance() throws {
+        let policy = try timeline.policy(on: today)
+        let regulated = aggregate(
+            request("o1", 600, eligible: false), into: DayWindow(consigneeKey: "c1", day: today), policy: policy)
+        #expect(regulated.entryType == .t11)
+        let then = aggregate(request("o2", 800), into: regulated.window, policy: policy)
+        #expect(then.entryType == .t86)
+    }
+
+    @Test func aCancellationFreesCapacityAndAnUpdateReplaces() throws {
+        let policy = try timeline.policy(on: today)
+        let first = aggregate(request("o1", 500), into: DayWindow(consigneeKey: "c1", day: today), policy: policy)
+        let (freed, removed) = first.window.removing("o1")
+        #expect(removed?.valueUSD == 500)
+        #expect(aggregate(request("o2", 400), into: freed, policy: policy).entryType == .t86)
+        // An update of o1 to $300 replaces the $500 version, leaving room for $400 more.
+        let updated = aggregate(request("o1", 300), into: first.window, policy: policy)
+        #expect(updated.window.deMinimisTotalUSD == 300)
+        #expect(aggregate(request("o2", 400), into: updated.window, policy: policy).entryType == .t86)
+    }
+
+    @Test func underTheSuspensionSameDayOrdersConsolidateUpToTwentyFiveHundred() throws {
+        let day = try Day("2026-11-25")
+        let policy = try timeline.policy(on: day)
+        let window = DayWindow(consigneeKey: "c1", day: day)
+        let first = aggregate(request("o1", 1800), into: window, policy: policy)
+        let second = aggregate(request("o2", 600), into: first.window, policy: policy)
+        #expect(first.entryType == .t11 && second.entryType == .t11)
+        #expect(first.consolidationGroup != nil && first.consolidationGroup == second.consolidationGroup)
+        #expect(second.window.total(ofGroup: second.consolidationGroup!) == 2400)
+        let third = aggregate(request("o3", 200), into: second.window, policy: policy)
+        #expect(third.entryType == .t11)
+        #expect(third.consolidationGroup != first.consolidationGroup)
+        #expect(third.reasons.contains { $0.rule == "informal.new-entry" && $0.citation == "19 CFR 143.22" })
+        #expect(aggregate(request("o4", 2600), into: third.window, policy: policy).entryType == .t01)
+    }
+
+    /// No sequence of orders ever takes a consignee's T86 day past $800.
+    @Test func theDeMinimisTotalNeverPassesTheThreshold() throws {
+        let policy = try timeline.policy(on: today)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var window = DayWindow(consigneeKey: "c", day: today)
+            for index in 0..<12 {
+                let cents = Int.random(in: 1...90_000, using: &generator)
+                let value = Decimal(cents) / 100
+                window = aggregate(request("o\(index)", value), into: window, policy: policy).window
+                #expect(window.deMinimisTotalUSD <= 800)
+            }
+        }
+    }
+}
