@@ -57,7 +57,8 @@ let package = Package(
             dependencies: [
                 "ClearwayDomain",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

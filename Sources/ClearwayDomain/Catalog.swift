@@ -1,0 +1,251 @@
+import Foundation
+
+/// A SKU master record (`catalog.v1`): classification, origin and manufacturer of one SKU.
+public struct CatalogItem: Hashable, Sendable, Codable {
+    /// The manufacturer, for building its MID.
+    public struct Manufacturer: Hashable, Sendable, Codable {
+        public var name: String?
+        public var street: String?
+        public var city: String?
+        public var country: String?
+        public var province: String?
+    }
+
+    public var sku: String
+    public var hts: String?
+    public var originCountry: String?
+    public var description: String?
+    public var manufacturer: Manufacturer?
+    public var mid: String?
+    public var pgaFlags: [String]?
+    /// Disclaim codes by flag, e.g. `{"FD1": "A"}`.
+    public var pgaDisclaimers: [String: String]?
+    public var adcvdCase: String?
+
+    /// Makes an item.
+    public init(
+        sku: String, hts: String? = nil, originCountry: String? = nil, description: String? = nil,
+        manufacturer: Manufacturer? = nil, mid: String? = nil, pgaFlags: [String]? = nil,
+        pgaDisclaimers: [String: String]? = nil, adcvdCase: String? = nil
+    ) {
+        self.sku = sku
+        self.hts = hts
+        self.originCountry = originCountry
+        self.description = description
+        self.manufacturer = manufacturer
+        self.mid = mid
+        self.pgaFlags = pgaFlags
+        self.pgaDisclaimers = pgaDisclaimers
+        self.adcvdCase = adcvdCase
+    }
+
+    /// The MID: the one given (validated), else one built from the manufacturer.
+    public func resolvedMID() throws -> MID {
+        if let mid, !mid.isEmpty { return try MID(mid) }
+        guard let m = manufacturer, let name = m.name, let street = m.street, let city = m.city,
+            let country = m.country ?? originCountry
+        else {
+            throw DomainError(
+                .invalidMID,
+                "SKU \(sku) has neither an MID nor a manufacturer name, street, city and country to build one from")
+        }
+        return try MID(
+            manufacturer: .init(name: name, street: street, city: city, country: country, province: m.province))
+    }
+
+    /// Reads a SKU master: a JSON array of catalog records, or CSV with a header row (columns
+    /// `sku, hts, originCountry, description, manufacturerName, manufacturerStreet,
+    /// manufacturerCity, manufacturerCountry, manufacturerProvince, mid, pgaFlags` (`;`-separated),
+    /// `pgaDisclaimers` (`FD1=A;EP7=B`), `adcvdCase`).
+    public static func loadCatalog(_ data: Data) throws -> [CatalogItem] {
+        let text = String(decoding: data, as: UTF8.self)
+        if text.drop(while: \.isWhitespace).first == "[" {
+            do {
+                return try JSONDecoder().decode([CatalogItem].self, from: data)
+            } catch {
+                throw DomainError(
+                    .invalidReferenceData, "catalog JSON is not an array of catalog records: \(describe(error))")
+            }
+        }
+        let rows = CSV.parse(text)
+        guard let header = rows.first else { throw DomainError(.invalidReferenceData, "the catalog file is empty") }
+        let columns = Dictionary(header.enumerated().map { ($1.trimmingCharacters(in: .whitespaces), $0) }) { a, _ in a
+        }
+        guard columns["sku"] != nil else {
+            throw DomainError(
+                .invalidReferenceData, "the catalog CSV needs a header row with at least a \"sku\" column")
+        }
+        return rows.dropFirst().filter { !$0.allSatisfy(\.isEmpty) }.map { row in
+            func field(_ name: String) -> String? {
+                guard let index = columns[name], index < row.count else { return nil }
+                let value = row[index].trimmingCharacters(in: .whitespaces)
+                return value.isEmpty ? nil : value
+            }
+            let manufacturer = Manufacturer(
+                name: field("manufacturerName"), street: field("manufacturerStreet"), city: field("manufacturerCity"),
+                country: field("manufacturerCountry"), province: field("manufacturerProvince"))
+            let disclaimers = field("pgaDisclaimers").map { text in
+                Dictionary(
+                    text.split(separator: ";").compactMap { pair -> (String, String)? in
+                        let parts = pair.split(separator: "=").map { $0.trimmingCharacters(in: .whitespaces) }
+                        return parts.count == 2 ? (parts[0], parts[1]) : nil
+                    }
+                ) { a, _ in a }
+            }
+            return CatalogItem(
+                sku: field("sku") ?? "", hts: field("hts"), originCountry: field("originCountry"),
+                description: field("description"), manufacturer: manufacturer.name == nil ? nil : manufacturer,
+                mid: field("mid"),
+                pgaFlags: field("pgaFlags").map {
+                    $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                },
+                pgaDisclaimers: disclaimers, adcvdCase: field("adcvdCase"))
+        }
+    }
+}
+
+/// RFC 4180 CSV: quoted fields, doubled quotes, commas and line breaks inside quotes.
+enum CSV {
+    static func parse(_ text: String) -> [[String]] {
+        var rows: [[String]] = []
+        var row: [String] = []
+        var field = ""
+        var quoted = false
+        var iterator = text.makeIterator()
+        var pending: Character? = nil
+        while let character = pending ?? iterator.next() {
+            pending = nil
+            if quoted {
+                if character == "\"" {
+                    if let next = iterator.next() {
+                        if next == "\"" {
+                            field.append("\"")
+                        } else {
+                            quoted = false
+                            pending = next
+                        }
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    field.append(character)
+                }
+                continue
+            }
+            switch character {
+            case "\"": quoted = true
+            case ",":
+                row.append(field)
+                field = ""
+            case "\n", "\r\n", "\r":
+                row.append(field)
+                rows.append(row)
+                row = []
+                field = ""
+            default: field.append(character)
+            }
+        }
+        if !field.isEmpty || !row.isEmpty {
+            row.append(field)
+            rows.append(row)
+        }
+        return rows
+    }
+}
+
+/// The HTS coverage audit a brand runs on its SKU master before shipping: what would stop a
+/// parcel at the border (blocking gaps) and what exposes it (PGA flags, China origin, Section 301
+/// and 232).
+public struct CatalogAudit: Sendable {
+    /// One SKU's findings.
+    public struct Finding: Hashable, Sendable {
+        public var sku: String
+        public var hts: String?
+        public var origin: String?
+        public var mid: String?
+        /// Problems that stop an entry: each names what would fix it.
+        public var blocking: [String]
+        /// Exposure worth knowing: PGA flags, excluded origin, Section 301 / 232.
+        public var exposure: [String]
+    }
+
+    public var findings: [Finding]
+    public var policy: Policy
+    public var day: Day
+
+    /// SKUs with blocking gaps.
+    public var blockingCount: Int { findings.filter { !$0.blocking.isEmpty }.count }
+
+    /// Audits a catalog for shipments arriving on `day`.
+    public init(items: [CatalogItem], screener: Screener, timeline: PolicyTimeline, day: Day) throws {
+        let policy = try timeline.policy(on: day)
+        self.policy = policy
+        self.day = day
+        findings = items.map { item in
+            var blocking: [String] = []
+            var exposure: [String] = []
+            var hts: HTSCode?
+            if let text = item.hts {
+                do {
+                    let code = try HTSCode(text)
+                    _ = try LineClassification(primary: code)
+                    if let reference = screener.htsReference, !reference.contains(code) {
+                        blocking.append(
+                            "HTS \(code) is not in the HTS reference (\(reference.revision)): check the number")
+                    }
+                    hts = code
+                } catch let error as DomainError {
+                    blocking.append("invalid HTS: \(error.message)")
+                } catch {}
+            } else {
+                blocking.append("missing HTS: add the 10-digit HTS number")
+            }
+            var origin: CountryCode?
+            if let text = item.originCountry {
+                origin = try? CountryCode(text)
+                if origin == nil { blocking.append("invalid origin \"\(text)\": use the ISO country code of origin") }
+            } else {
+                blocking.append("missing origin: add the ISO country code of origin")
+            }
+            var mid: String?
+            do {
+                mid = try item.resolvedMID().rawValue
+            } catch let error as DomainError {
+                blocking.append("no MID: \(error.message)")
+            } catch {}
+            if let hts, let origin {
+                let flags = item.pgaFlags.map { Set($0.compactMap { try? PGAFlag($0) }) }
+                let disclaimers = Dictionary(
+                    (item.pgaDisclaimers ?? [:]).compactMap { key, value -> (PGAFlag, DisclaimCode)? in
+                        guard let flag = try? PGAFlag(key), let code = DisclaimCode(rawValue: value) else { return nil }
+                        return (flag, code)
+                    }
+                ) { a, _ in a }
+                let screening = screener.screen(
+                    [
+                        ScreeningLine(
+                            sku: item.sku, hts: hts, origin: origin, skuFlags: flags, disclaimers: disclaimers,
+                            adcvdCase: item.adcvdCase)
+                    ], on: day, policy: policy)
+                let line = screening.lines[0]
+                for flag in line.flags {
+                    exposure.append(
+                        "PGA \(flag.flag) (\(flag.agency), data \(flag.isRequired ? "required" : "may be required")\(flag.disclaimer.map { ", disclaimed \($0.rawValue)" } ?? ""))"
+                    )
+                }
+                if ["CN", "HK"].contains(origin.rawValue) {
+                    exposure.append("\(origin) origin: no de minimis from 2025-05-02 (EO 14256)")
+                }
+                for entry in line.section301 {
+                    exposure.append("Section 301 list \(entry.list ?? "?") \(entry.rate ?? "")")
+                }
+                for entry in line.section232 { exposure.append("Section 232 \(entry.list ?? "") \(entry.rate ?? "")") }
+                if let adcvd = item.adcvdCase { exposure.append("AD/CVD case \(adcvd)") }
+            }
+            return Finding(
+                sku: item.sku, hts: hts?.description ?? item.hts, origin: origin?.rawValue ?? item.originCountry,
+                mid: mid,
+                blocking: blocking, exposure: exposure)
+        }
+    }
+}
