@@ -7,14 +7,20 @@ let package = Package(
     products: [
         .library(name: "ClearwayKafka", targets: ["ClearwayKafka"]),
         .library(name: "ClearwayDomain", targets: ["ClearwayDomain"]),
+        .library(name: "ClearwayRuntime", targets: ["ClearwayRuntime"]),
         .executable(name: "clearway", targets: ["ClearwayCLI"]),
         .executable(name: "clearway-bench", targets: ["ClearwayBench"]),
+        .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The one C entry point: librdkafka 2.8 as built by scripts/bootstrap (found via pkg-config).
@@ -25,6 +31,20 @@ let package = Package(
             dependencies: [
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The worker runtime: consume → handle → publish with exactly-once effect, dead letters,
+        // retries, lifecycle, health, metrics and declared topics.
+        .target(
+            name: "ClearwayRuntime",
+            dependencies: [
+                "ClearwayKafka",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         // The customs rules: pure, no Kafka, no network.
@@ -41,6 +61,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // A small worker the runtime's process-level tests start, kill and stop.
+        .executableTarget(
+            name: "ClearwayTestWorker",
+            dependencies: ["ClearwayRuntime", "ClearwayTestSupport"]
+        ),
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
@@ -48,9 +73,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers the test targets share: the local broker, time bounds, probes.
+        .target(
+            name: "ClearwayTestSupport",
+            dependencies: ["ClearwayKafka", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ClearwayTestSupport"
+        ),
         .testTarget(
             name: "ClearwayKafkaTests",
-            dependencies: ["ClearwayKafka"]
+            dependencies: ["ClearwayKafka", "ClearwayTestSupport"]
+        ),
+        .testTarget(
+            name: "ClearwayRuntimeTests",
+            dependencies: [
+                "ClearwayRuntime", "ClearwayKafka", "ClearwayTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "ClearwayDomainTests",

@@ -100,7 +100,7 @@ public final class KafkaConsumer: Sendable {
             public mutating func next() async throws -> KafkaConsumerEvent? {
                 while index == buffer.count {
                     if Task.isCancelled { return nil }
-                    guard let batch = try await consumer.nextBatch() else { return nil }
+                    guard let batch = try await consumer.poll() else { return nil }
                     buffer = batch
                     index = 0
                 }
@@ -110,7 +110,10 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    private func nextBatch() async throws -> [KafkaConsumerEvent]? {
+    /// One poll turn: up to `pollBatchSize` events, waiting at most 100 ms for the first; an empty
+    /// array when nothing came, `nil` once the consumer is closed. For loops that must act on time
+    /// as well as on events; `events` suits the rest.
+    public func poll() async throws -> [KafkaConsumerEvent]? {
         let client = self.client
         let poll = self.poll
         let batchSize = configuration.pollBatchSize

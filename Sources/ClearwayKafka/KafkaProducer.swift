@@ -140,6 +140,10 @@ public final class KafkaProducer: Sendable {
         deliveries.finish()
     }
 
+    /// How many records have failed delivery since the producer started (whether or not anyone
+    /// awaited them): compare it before and after a `flush` to learn whether a batch got through.
+    public var failedDeliveryCount: UInt64 { deliveries.failedCount }
+
     /// Records queued in librdkafka and not yet acknowledged.
     public var queuedCount: Int { Int(rd_kafka_outq_len(client.handle)) }
 
@@ -227,6 +231,8 @@ private func withOptionalBytes<T>(_ data: Data?, _ body: (UnsafeRawBufferPointer
 /// caller awaits its report, so the common fire-and-forget report costs no lock.
 private final class Deliveries: Sendable {
     private let lastID = Atomic<UInt64>(0)
+    private let failures = Atomic<UInt64>(0)
+    var failedCount: UInt64 { failures.load(ordering: .acquiring) }
     private let waiting = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
     private let stream: AsyncStream<DeliveryReport>.Continuation?
 
@@ -254,6 +260,7 @@ private final class Deliveries: Sendable {
     func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
         let opaque = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
         let id = opaque >> 1
+        if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR { failures.wrappingAdd(1, ordering: .releasing) }
         let waiter = opaque & 1 == 1 ? waiting.withLock { $0.removeValue(forKey: id) } : nil
         guard waiter != nil || stream != nil else { return }
         let m = message.pointee

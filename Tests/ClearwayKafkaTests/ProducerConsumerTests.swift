@@ -1,4 +1,5 @@
 import ClearwayKafka
+import ClearwayTestSupport
 import Foundation
 import Testing
 

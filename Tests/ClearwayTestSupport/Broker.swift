@@ -2,19 +2,18 @@ import ClearwayKafka
 import Foundation
 import Logging
 import Synchronization
-import Testing
 
 /// The local test broker that `scripts/test` starts and names in `CLEARWAY_BOOTSTRAP_SERVERS`.
-enum Broker {
-    static let bootstrapServers: [String] =
+public enum Broker {
+    public static let bootstrapServers: [String] =
         ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"]
         .map { $0.split(separator: ",").map(String.init) } ?? []
 
     /// Broker tests run only with a broker; `scripts/test` always provides one (and fails the run
     /// if any test is skipped).
-    static var isAvailable: Bool { !bootstrapServers.isEmpty }
+    public static var isAvailable: Bool { !bootstrapServers.isEmpty }
 
-    static let logger: Logger = {
+    public static let logger: Logger = {
         var logger = Logger(label: "clearway.tests")
         logger.logLevel =
             ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
@@ -22,26 +21,30 @@ enum Broker {
     }()
 
     /// A topic name no other test uses.
-    static func uniqueTopic(_ base: String) -> String {
+    public static func uniqueTopic(_ base: String) -> String {
         "test.\(base).\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    static func admin() throws -> KafkaAdminClient {
+    public static func admin() throws -> KafkaAdminClient {
         try KafkaAdminClient(configuration: KafkaAdminConfiguration(bootstrapServers: bootstrapServers), logger: logger)
     }
 
-    static func createTopic(_ name: String, partitions: Int32) async throws {
+    public static func createTopic(_ name: String, partitions: Int32) async throws {
         let outcome = try await admin().createTopics([TopicSpecification(name: name, partitions: partitions)])
-        #expect(outcome[name] == .created)
+        guard outcome[name] == .created else {
+            throw TimedOut(what: "creating \(name): \(String(describing: outcome[name]))")
+        }
     }
 
-    static func producer(_ configure: (inout KafkaProducerConfiguration) -> Void = { _ in }) throws -> KafkaProducer {
+    public static func producer(_ configure: (inout KafkaProducerConfiguration) -> Void = { _ in }) throws
+        -> KafkaProducer
+    {
         var configuration = KafkaProducerConfiguration(bootstrapServers: bootstrapServers)
         configure(&configuration)
         return try KafkaProducer(configuration: configuration, logger: logger)
     }
 
-    static func consumer(
+    public static func consumer(
         group: String, _ configure: (inout KafkaConsumerConfiguration) -> Void = { _ in }
     ) throws -> KafkaConsumer {
         var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: bootstrapServers)
@@ -53,13 +56,13 @@ enum Broker {
     }
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    let what: String
-    var description: String { "timed out: \(what)" }
+public struct TimedOut: Error, CustomStringConvertible {
+    public let what: String
+    public var description: String { "timed out: \(what)" }
 }
 
 /// Runs `body`, failing with `TimedOut` if it takes longer than `limit`.
-func within<T: Sendable>(
+public func within<T: Sendable>(
     _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
@@ -74,7 +77,9 @@ func within<T: Sendable>(
 }
 
 /// Reads records from a consumer until `count` have arrived (or `limit` passes), storing each.
-func collect(_ consumer: KafkaConsumer, count: Int, limit: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+public func collect(_ consumer: KafkaConsumer, count: Int, limit: Duration = .seconds(30)) async throws
+    -> [ConsumerRecord]
+{
     try await within(limit, "\(count) records") {
         var records: [ConsumerRecord] = []
         for try await event in consumer.events {
@@ -90,17 +95,17 @@ func collect(_ consumer: KafkaConsumer, count: Int, limit: Duration = .seconds(3
 
 /// Reads a consumer in the background, recording what it sees; revokes are handled by
 /// `onRevoke` (which commits by default) before being acknowledged.
-final class ConsumerProbe: Sendable {
-    struct Seen {
-        var records: [ConsumerRecord] = []
-        var assigned: [[TopicPartition]] = []
-        var revoked: [PartitionRevocation] = []
+public final class ConsumerProbe: Sendable {
+    public struct Seen: Sendable {
+        public var records: [ConsumerRecord] = []
+        public var assigned: [[TopicPartition]] = []
+        public var revoked: [PartitionRevocation] = []
     }
-    let consumer: KafkaConsumer
-    let seen = Locked(Seen())
+    public let consumer: KafkaConsumer
+    public let seen = Locked(Seen())
     private let task = Locked<Task<Void, any Error>?>(nil)
 
-    init(
+    public init(
         _ consumer: KafkaConsumer,
         onRevoke: @escaping @Sendable (KafkaConsumer, PartitionRevocation) async throws -> Void
     ) {
@@ -128,7 +133,7 @@ final class ConsumerProbe: Sendable {
     }
 
     /// Waits until `condition` holds of what was seen.
-    func wait(
+    public func wait(
         _ what: String, limit: Duration = .seconds(30), until condition: @escaping @Sendable (Seen) -> Bool
     ) async throws {
         let seen = self.seen
@@ -137,7 +142,7 @@ final class ConsumerProbe: Sendable {
         }
     }
 
-    func stop() async {
+    public func stop() async {
         let task = self.task.withLock { $0 }
         task?.cancel()
         _ = await task?.result
@@ -145,10 +150,10 @@ final class ConsumerProbe: Sendable {
 }
 
 /// A value behind a lock, shareable between tasks.
-final class Locked<Value: Sendable>: Sendable {
+public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout sending Value) throws -> sending T) rethrows -> T {
+    public init(_ value: Value) { mutex = Mutex(value) }
+    public func withLock<T: Sendable>(_ body: (inout sending Value) throws -> sending T) rethrows -> T {
         try mutex.withLock(body)
     }
 }

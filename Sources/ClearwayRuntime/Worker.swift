@@ -1,0 +1,154 @@
+import ClearwayKafka
+import Foundation
+
+/// A topic a worker reads or writes, as it must exist on the cluster.
+public struct TopicDeclaration: Hashable, Sendable {
+    /// The name without the deployment's prefix, e.g. `orders.v1`.
+    public var name: String
+    public var partitions: Int32
+    /// -1 takes the broker's default.
+    public var replicationFactor: Int16
+    /// `cleanup.policy=compact` (keyed state: catalogs, changelogs).
+    public var compacted: Bool
+    /// `retention.ms`; `nil` keeps the broker's default.
+    public var retention: Duration?
+
+    /// Declares a topic.
+    public init(
+        _ name: String, partitions: Int32 = 6, replicationFactor: Int16 = -1, compacted: Bool = false,
+        retention: Duration? = nil
+    ) {
+        self.name = name
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+        self.compacted = compacted
+        self.retention = retention
+    }
+
+    /// The topic's configs for a create request.
+    public var configs: [String: String] {
+        var configs: [String: String] = ["cleanup.policy": compacted ? "compact" : "delete"]
+        if let retention {
+            let (seconds, attoseconds) = retention.components
+            configs["retention.ms"] = String(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        }
+        return configs
+    }
+}
+
+/// A record a handler wants published.
+public struct OutputRecord: Sendable, Hashable {
+    /// The topic, without the deployment's prefix.
+    public var topic: String
+    public var key: String?
+    public var value: Data
+    /// The CloudEvents type, e.g. `clearway.order.enriched.v1`.
+    public var type: String
+    /// Extra headers beyond the CloudEvents ones the runtime adds.
+    public var headers: [KafkaHeader]
+
+    /// Makes an output.
+    public init(topic: String, key: String?, value: Data, type: String, headers: [KafkaHeader] = []) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.type = type
+        self.headers = headers
+    }
+}
+
+/// The input record as a handler sees it.
+public typealias InputRecord = ConsumerRecord
+
+/// What a handler gets besides the record.
+public struct HandlerContext: Sendable {
+    /// The worker's name.
+    public var worker: String
+    /// The topic prefix of this deployment.
+    public var topicPrefix: String
+    /// The record's topic without the prefix.
+    public var inputTopic: String
+    /// Which attempt this is (1 for the first).
+    public var attempt: Int
+}
+
+/// Turns one input record into output records. Throw `RecordRejected` for a record that can
+/// never be processed (it goes to the DLQ), `TransientFailure` for one worth retrying; any other
+/// error counts as rejected.
+public protocol RecordHandler: Sendable {
+    func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord]
+}
+
+/// A record that can never be processed as it is: the runtime sends it to the DLQ with this reason.
+public struct RecordRejected: Error, Sendable, CustomStringConvertible {
+    /// A short class, e.g. `schema-invalid`, `unreadable-json`.
+    public var errorClass: String
+    /// What is wrong, for the person who will fix it.
+    public var message: String
+
+    /// Makes a rejection.
+    public init(_ errorClass: String, _ message: String) {
+        self.errorClass = errorClass
+        self.message = message
+    }
+
+    public var description: String { "\(errorClass): \(message)" }
+}
+
+/// A failure worth retrying (a dependency down, a timeout): the runtime pauses the partition and
+/// redelivers the record after a backoff, without blocking the other partitions.
+public struct TransientFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    /// Makes a failure.
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A worker: its name, its topics and its handler.
+public struct WorkerDefinition: Sendable {
+    /// The worker's name: its consumer group, its `ce_source`, its metrics label.
+    public var name: String
+    /// Topics it reads.
+    public var inputs: [TopicDeclaration]
+    /// Topics it writes (the DLQ is added by the runtime).
+    public var outputs: [TopicDeclaration]
+    public var handler: any RecordHandler
+
+    /// Defines a worker.
+    public init(name: String, inputs: [TopicDeclaration], outputs: [TopicDeclaration], handler: any RecordHandler) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.handler = handler
+    }
+
+    /// Every topic the worker needs, the DLQ included.
+    public var declaredTopics: [TopicDeclaration] {
+        var topics = inputs + outputs
+        if !topics.contains(where: { $0.name == StandardTopics.dlq.name }) { topics.append(StandardTopics.dlq) }
+        return topics
+    }
+}
+
+/// Clearway's public topics (ARCHITECTURE.md), as declared for `clearway topics apply`.
+public enum StandardTopics {
+    public static let orders = TopicDeclaration("orders.v1")
+    public static let catalog = TopicDeclaration("catalog.v1", compacted: true)
+    public static let fxRates = TopicDeclaration("fx-rates.v1", partitions: 1, compacted: true)
+    public static let ordersEnriched = TopicDeclaration("orders.enriched.v1")
+    public static let ordersScreened = TopicDeclaration("orders.screened.v1")
+    public static let shipmentsCleared = TopicDeclaration("shipments.cleared.v1")
+    public static let manifests = TopicDeclaration("manifests.v1")
+    public static let entryResults = TopicDeclaration("entry-results.v1")
+    public static let erpWriteback = TopicDeclaration("erp-writeback.v1")
+    public static let exceptions = TopicDeclaration("orders.exceptions.v1")
+    public static let alerts = TopicDeclaration("alerts.v1")
+    public static let reroutes = TopicDeclaration("reroutes.v1")
+    public static let dlq = TopicDeclaration("dlq.v1", retention: .seconds(30 * 24 * 3600))
+
+    /// All of them.
+    public static let all: [TopicDeclaration] = [
+        orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
+        erpWriteback, exceptions, alerts, reroutes, dlq,
+    ]
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// What a worker executable's `main` calls: JSON logs, Prometheus metrics, the runtime and the
+/// HTTP endpoint in one `ServiceGroup` that stops gracefully on SIGTERM / SIGINT.
+public enum WorkerMain {
+    /// Runs a worker until it is told to stop. Exits the process with 1 and a message on a
+    /// configuration or start-up error.
+    public static func run(
+        _ definition: WorkerDefinition, defaultHTTPPort: Int,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async {
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel =
+                environment["CLEARWAY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            return handler
+        }
+        let logger = Logger(label: "clearway.\(definition.name)")
+        do {
+            let configuration = try WorkerConfiguration.fromEnvironment(
+                worker: definition.name, httpPort: defaultHTTPPort, environment: environment)
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let health = RuntimeHealth()
+            let runtime = WorkerRuntime(
+                definition: definition, configuration: configuration, health: health, logger: logger)
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)
+            ]
+            if configuration.httpPort > 0 {
+                services.append(
+                    .init(
+                        service: ObservabilityServer(
+                            port: configuration.httpPort, registry: registry, health: health, logger: logger)))
+            }
+            var groupConfiguration = ServiceGroupConfiguration(
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            logger.critical("worker failed", metadata: ["error": "\(error)"])
+            FileHandle.standardError.write(Data("\(definition.name): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}
+
+/// One JSON object per line on standard error: `time`, `level`, `logger`, `message` and metadata.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: String] = [
+            "time": CloudEvents.timestamp(Date()), "level": "\(event.level)", "logger": label,
+            "message": "\(event.message)",
+        ]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) {
+            object[key] = "\(value)"
+        }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,13 @@
+import ClearwayRuntime
+import ClearwayTestSupport
+import Foundation
+
+// The runtime's process-level tests (kill -9, SIGTERM, rebalances) start this worker.
+let environment = ProcessInfo.processInfo.environment
+await WorkerMain.run(
+    EchoHandler.definition(
+        name: environment["CLEARWAY_TEST_WORKER_NAME"] ?? "test-worker",
+        input: environment["CLEARWAY_TEST_INPUT"] ?? "test.in",
+        output: environment["CLEARWAY_TEST_OUTPUT"] ?? "test.out",
+        delay: .microseconds(Int(environment["CLEARWAY_TEST_DELAY_US"] ?? "0") ?? 0)),
+    defaultHTTPPort: 0)

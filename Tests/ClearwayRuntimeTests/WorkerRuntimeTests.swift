@@ -1,0 +1,223 @@
+import ClearwayKafka
+import ClearwayRuntime
+import ClearwayTestSupport
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// A deployment of the echo worker on its own topic prefix.
+struct EchoDeployment {
+    let prefix = "t\(UUID().uuidString.prefix(6).lowercased())."
+    let name = "echo-\(UUID().uuidString.prefix(6).lowercased())"
+    let partitions: Int32
+
+    var input: String { prefix + "test.in" }
+    var output: String { prefix + "test.out" }
+    var dlq: String { prefix + "dlq.v1" }
+
+    init(partitions: Int32) { self.partitions = partitions }
+
+    func createTopics(servers: [String] = Broker.bootstrapServers) async throws {
+        var configuration = WorkerConfiguration(worker: name, httpPort: 0)
+        configuration.bootstrapServers = servers
+        configuration.topicPrefix = prefix
+        let applied = try await TopicAdministration(configuration: configuration, logger: Broker.logger).apply([
+            TopicDeclaration("test.in", partitions: partitions), TopicDeclaration("test.out", partitions: partitions),
+            StandardTopics.dlq,
+        ])
+        #expect(applied.allSatisfy { $0.outcome == .created })
+    }
+
+    func configuration(servers: [String] = Broker.bootstrapServers) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(worker: name, httpPort: 0)
+        configuration.bootstrapServers = servers
+        configuration.topicPrefix = prefix
+        configuration.sessionTimeout = .seconds(6)
+        configuration.retry.initialBackoff = .milliseconds(50)
+        return configuration
+    }
+
+    /// The environment for a `clearway-test-worker` process.
+    func environment(instance: String, extra: [String: String] = [:]) -> [String: String] {
+        [
+            "CLEARWAY_BOOTSTRAP_SERVERS": Broker.bootstrapServers.joined(separator: ","),
+            "CLEARWAY_TOPIC_PREFIX": prefix, "CLEARWAY_TEST_WORKER_NAME": name, "CLEARWAY_INSTANCE_ID": instance,
+            "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_HTTP_PORT": "0",
+        ].merging(extra) { _, new in new }
+    }
+
+    func produce(
+        _ values: [(key: String, value: String, headers: [KafkaHeader])], servers: [String] = Broker.bootstrapServers
+    )
+        async throws
+    {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: servers)
+        configuration.linger = .milliseconds(20)
+        let producer = try KafkaProducer(configuration: configuration, logger: Broker.logger)
+        for entry in values {
+            try await producer.send(
+                ProducerRecord(topic: input, key: entry.key, value: Data(entry.value.utf8), headers: entry.headers))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+    }
+}
+
+/// Runs a runtime in-process inside a ServiceGroup, so a test can stop it gracefully.
+func runInProcess(_ definition: WorkerDefinition, _ configuration: WorkerConfiguration) -> (
+    ServiceGroup, Task<Void, any Error>
+) {
+    let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            logger: Broker.logger))
+    return (group, Task { try await group.run() })
+}
+
+@Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
+struct WorkerRuntimeTests {
+    @Test func aPoisonRecordLandsInTheDLQWithItsHeadersAndTheStreamGoesOn() async throws {
+        let deployment = EchoDeployment(partitions: 1)
+        try await deployment.createTopics()
+        let trace = KafkaHeader(name: "traceparent", string: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        try await deployment.produce([
+            ("k1", "a", [trace]), ("k2", "poison", [KafkaHeader(name: "origin", string: "oms")]),
+            ("k3", "flaky-1", []), ("k4", "b", []),
+        ])
+        let (group, task) = runInProcess(EchoHandler.definition(name: deployment.name), deployment.configuration())
+
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 1, servers: Broker.bootstrapServers, expectAtLeast: 3)
+        #expect(outputs.map { String(decoding: $0.value, as: UTF8.self) } == ["out:a", "out:flaky-1", "out:b"])
+        let first = outputs[0]
+        #expect(first.keyString == "k1")
+        #expect(first.headers.first(named: "traceparent") == trace.stringValue)
+        #expect(first.headers.first(named: "ce_source") == deployment.name)
+        #expect(first.headers.first(named: "ce_type") == "clearway.test.echo.v1")
+        #expect(first.headers.first(named: "ce_specversion") == "1.0")
+        #expect(first.headers.first(named: "ce_id")?.count == 32)
+        #expect(first.headers.first(named: "content-type") == "application/json")
+
+        let dead = try await readAll(
+            topic: deployment.dlq, partitions: StandardTopics.dlq.partitions, servers: Broker.bootstrapServers, expectAtLeast: 1)
+        #expect(dead.count == 1)
+        let letter = try #require(dead.first)
+        #expect(String(decoding: letter.value, as: UTF8.self) == "poison")
+        #expect(letter.keyString == "k2")
+        #expect(letter.headers.first(named: "origin") == "oms")
+        #expect(letter.headers.first(named: "dlq.source.topic") == deployment.input)
+        #expect(letter.headers.first(named: "dlq.source.partition") == "0")
+        #expect(letter.headers.first(named: "dlq.source.offset") == "1")
+        #expect(letter.headers.first(named: "dlq.worker") == deployment.name)
+        #expect(letter.headers.first(named: "dlq.error.class") == "test-poison")
+        #expect(letter.headers.first(named: "dlq.error.message")?.contains("never processable") == true)
+
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    @Test func aWorkerWhoseTopicsAreMissingSaysToApplyThem() async throws {
+        let deployment = EchoDeployment(partitions: 1)
+        let runtime = WorkerRuntime(
+            definition: EchoHandler.definition(name: deployment.name), configuration: deployment.configuration(),
+            logger: Broker.logger)
+        await #expect {
+            try await runtime.run()
+        } throws: { error in
+            "\(error)".contains("clearway topics apply") && "\(error)".contains(deployment.input)
+        }
+    }
+
+    @Test func applyingTopicsTwiceChangesNothing() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        try await deployment.createTopics()
+        var configuration = deployment.configuration()
+        configuration.topicPrefix = deployment.prefix
+        let again = try await TopicAdministration(configuration: configuration, logger: Broker.logger).apply([
+            TopicDeclaration("test.in", partitions: 2), TopicDeclaration("test.out", partitions: 3),
+        ])
+        #expect(again.map(\.outcome) == [.exists, .partitionMismatch(declared: 3, actual: 2)])
+    }
+
+    @Test func sigtermStopsCleanlyInsideTheBoundWithOffsetsCommitted() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        try await deployment.createTopics()
+        try await deployment.produce((0..<500).map { ("k\($0 % 10)", "v\($0)", []) })
+        let worker = try WorkerProcess(
+            environment: deployment.environment(instance: "sigterm", extra: ["CLEARWAY_SHUTDOWN_TIMEOUT_MS": "5000"]))
+        _ = try await readAll(
+            topic: deployment.output, partitions: 2, servers: Broker.bootstrapServers, expectAtLeast: 500)
+        let clock = ContinuousClock()
+        let start = clock.now
+        worker.signal(SIGTERM)
+        let status = await worker.waitForExit(limit: .seconds(8))
+        #expect(status == 0)
+        #expect(clock.now - start < .seconds(8))
+
+        var configuration = KafkaConsumerConfiguration(
+            groupID: deployment.name, bootstrapServers: Broker.bootstrapServers)
+        configuration.sessionTimeout = .seconds(6)
+        let probe = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
+        let committed = try await probe.committed([
+            TopicPartition(topic: deployment.input, partition: 0),
+            TopicPartition(topic: deployment.input, partition: 1),
+        ])
+        #expect(committed.map(\.offset).reduce(0, +) == 500)
+    }
+
+    @Test func everyInputIsOutputExactlyOnceAcrossKill9() async throws {
+        let deployment = EchoDeployment(partitions: 4)
+        try await deployment.createTopics()
+        let count = 20_000
+        try await deployment.produce((0..<count).map { ("k\($0 % 257)", String($0), []) })
+        let environment = deployment.environment(
+            instance: "eos-1",
+            extra: ["CLEARWAY_MAX_BATCH": "200", "CLEARWAY_TEST_DELAY_US": "300", "CLEARWAY_STATIC_MEMBERSHIP": "true"])
+        var kills = 0
+        while kills < 10 {
+            let worker = try WorkerProcess(environment: environment)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 2500...4500)))
+            worker.signal(SIGKILL)
+            _ = await worker.waitForExit(limit: .seconds(5))
+            kills += 1
+        }
+        let last = try WorkerProcess(environment: environment)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 4, servers: Broker.bootstrapServers, expectAtLeast: count,
+            limit: .seconds(120))
+        last.signal(SIGTERM)
+        _ = await last.waitForExit(limit: .seconds(15))
+
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(kills == 10)
+        #expect(values.count == count, "a read_committed reader sees each output once")
+        #expect(Set(values) == Set((0..<count).map { "out:\($0)" }))
+        #expect(Set(outputs.compactMap { $0.headers.first(named: "ce_id") }).count == count)
+    }
+}
+
+/// Broker faults through librdkafka's mock cluster, survived without loss or duplicates.
+struct WorkerRuntimeFaultTests {
+    @Test func injectedProduceAndCoordinatorErrorsAreSurvived() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: Broker.logger)
+        let servers = cluster.bootstrapServers
+        let deployment = EchoDeployment(partitions: 2)
+        for topic in [deployment.input, deployment.output, deployment.dlq] {
+            try cluster.createTopic(topic, partitions: 2, replicationFactor: 3)
+        }
+        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
+        cluster.pushRequestErrors(.produce, [.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas])
+        cluster.pushRequestErrors(.endTransaction, [.notCoordinator, .coordinatorNotAvailable])
+        cluster.pushRequestErrors(.addPartitionsToTransaction, [.coordinatorNotAvailable])
+        let (group, task) = runInProcess(
+            EchoHandler.definition(name: deployment.name), deployment.configuration(servers: servers))
+        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == 300)
+        #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
+    }
+}

@@ -1,0 +1,113 @@
+import ClearwayKafka
+import ClearwayRuntime
+import Foundation
+
+/// The runtime tests' worker: echoes `value` as `out:value` to the output topic, rejects
+/// `poison` (→ DLQ) and fails `flaky…` records twice before they succeed.
+public struct EchoHandler: RecordHandler {
+    public let output: String
+    public let delay: Duration
+
+    public init(output: String, delay: Duration = .zero) {
+        self.output = output
+        self.delay = delay
+    }
+
+    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
+        let text = String(decoding: record.value, as: UTF8.self)
+        if text == "poison" { throw RecordRejected("test-poison", "the test input \"poison\" is never processable") }
+        if text.hasPrefix("flaky"), context.attempt < 3 { throw TransientFailure("flaky attempt \(context.attempt)") }
+        if delay > .zero { try await Task.sleep(for: delay) }
+        return [
+            OutputRecord(
+                topic: output, key: record.keyString, value: Data("out:\(text)".utf8), type: "clearway.test.echo.v1")
+        ]
+    }
+
+    /// The echo worker's definition.
+    public static func definition(
+        name: String, input: String = "test.in", output: String = "test.out", delay: Duration = .zero
+    )
+        -> WorkerDefinition
+    {
+        WorkerDefinition(
+            name: name, inputs: [TopicDeclaration(input)], outputs: [TopicDeclaration(output)],
+            handler: EchoHandler(output: output, delay: delay))
+    }
+}
+
+/// A `clearway-test-worker` process, for tests that kill or signal a worker.
+public final class WorkerProcess: @unchecked Sendable {
+    // @unchecked: `process` is set once in init; Foundation's Process is thread-safe for these calls.
+    public let process: Process
+
+    /// Starts the worker with these environment variables (added to this process's).
+    public init(environment: [String: String]) throws {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var binary = directory.appendingPathComponent("clearway-test-worker")
+        if !FileManager.default.isExecutableFile(atPath: binary.path) {
+            binary = directory.deletingLastPathComponent().appendingPathComponent("clearway-test-worker")
+        }
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw TimedOut(what: "no clearway-test-worker next to the tests (\(binary.path)); run swift build first")
+        }
+        process = Process()
+        process.executableURL = binary
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError =
+            ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil ? FileHandle.standardError : log
+        try process.run()
+    }
+
+    /// Sends a signal.
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to end; its exit status, or `nil` if it is still running at `limit`.
+    public func waitForExit(limit: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning {
+            if ContinuousClock.now >= deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Reads a topic to its end with `read_committed`: every record's value, per partition in order.
+public func readAll(
+    topic: String, partitions: Int32, servers: [String], expectAtLeast count: Int, limit: Duration = .seconds(60)
+)
+    async throws -> [ConsumerRecord]
+{
+    var configuration = KafkaConsumerConfiguration(groupID: "reader-\(UUID().uuidString)", bootstrapServers: servers)
+    configuration.emitEndOfPartition = true
+    configuration.isolationLevel = .readCommitted
+    let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
+    _ = try await consumer.describeTopic(topic)
+    try consumer.assign(
+        (0..<partitions).map {
+            TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning)
+        })
+    let records = try await within(limit, "\(count) records on \(topic)") {
+        var records: [ConsumerRecord] = []
+        var ended = Set<Int32>()
+        for try await event in consumer.events {
+            switch event {
+            case .record(let record):
+                records.append(record)
+                ended.remove(record.partition)
+            case .endOfPartition(let position): ended.insert(position.partition)
+            default: break
+            }
+            if records.count >= count && ended.count == Int(partitions) { break }
+        }
+        return records
+    }
+    try await consumer.close()
+    return records
+}
