@@ -39,6 +39,7 @@ let package = Package(
             name: "ClearwayRuntime",
             dependencies: [
                 "ClearwayKafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -58,6 +59,7 @@ let package = Package(
             name: "ClearwayCLI",
             dependencies: [
                 "ClearwayDomain",
+                "ClearwayRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,15 +1,17 @@
 import ArgumentParser
 import ClearwayDomain
+import ClearwayRuntime
 import Foundation
+import Logging
 
 /// `clearway`: the customs rules from the command line.
 @main
-struct Clearway: ParsableCommand {
+struct Clearway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clearway",
         abstract: "Clearway's customs rules from the command line.",
         discussion: "Reads CLEARWAY_POLICY (a shipped timeline name or a file) for the policy timeline.",
-        subcommands: [MIDCommand.self, HTSCommand.self, PolicyCommand.self, AuditCommand.self])
+        subcommands: [MIDCommand.self, HTSCommand.self, PolicyCommand.self, AuditCommand.self, TopicsCommand.self])
 }
 
 /// Fails the command with a message and exit code 2, the way argument errors do.
@@ -199,6 +201,52 @@ struct AuditCommand: ParsableCommand {
                 }
             } catch let error as DomainError {
                 throw ValidationError(error.message)
+            }
+        }
+    }
+}
+
+struct TopicsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topics", abstract: "Clearway's Kafka topics.", subcommands: [Apply.self, List.self])
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the topics Clearway declares that are missing, and check the others (idempotent).",
+            discussion: """
+                Uses CLEARWAY_BOOTSTRAP_SERVERS, CLEARWAY_TOPIC_PREFIX and CLEARWAY_KAFKA_* (SASL, SSL).
+                Example: CLEARWAY_BOOTSTRAP_SERVERS=kafka:9092 clearway topics apply
+                """)
+
+        @Option(help: "Replication factor for topics it creates (default: the broker's).")
+        var replicationFactor: Int16?
+
+        func run() async throws {
+            let configuration = try WorkerConfiguration.fromEnvironment(worker: "clearway-cli", httpPort: 0)
+            var logger = Logger(label: "clearway.topics")
+            logger.logLevel = .error
+            let topics = StandardTopics.all.map { topic -> TopicDeclaration in
+                var topic = topic
+                if let replicationFactor { topic.replicationFactor = replicationFactor }
+                return topic
+            }
+            let results = try await TopicAdministration(configuration: configuration, logger: logger).apply(topics)
+            for (name, outcome) in results { print("\(name)\t\(outcome)") }
+            if results.contains(where: { if case .partitionMismatch = $0.outcome { true } else { false } }) {
+                print("some topics differ from their declaration; repartitioning moves keys, so it is left to you")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the topics Clearway declares.")
+
+        func run() throws {
+            let prefix = ProcessInfo.processInfo.environment["CLEARWAY_TOPIC_PREFIX"] ?? "clearway."
+            for topic in StandardTopics.all {
+                let configs = topic.configs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                print("\(prefix)\(topic.name)\tpartitions=\(topic.partitions)\t\(configs.joined(separator: " "))")
             }
         }
     }

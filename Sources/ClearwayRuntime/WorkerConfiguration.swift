@@ -88,6 +88,9 @@ public struct WorkerConfiguration: Sendable {
         if let servers = environment["CLEARWAY_BOOTSTRAP_SERVERS"] {
             configuration.bootstrapServers = servers.split(separator: ",").map {
                 $0.trimmingCharacters(in: .whitespaces)
+            }.filter { !$0.isEmpty }
+            guard !configuration.bootstrapServers.isEmpty else {
+                throw ConfigurationError("CLEARWAY_BOOTSTRAP_SERVERS is empty; give host:port[,host:port…]")
             }
         }
         if let prefix = environment["CLEARWAY_TOPIC_PREFIX"] { configuration.topicPrefix = prefix }

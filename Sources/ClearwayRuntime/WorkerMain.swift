@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import Metrics
@@ -11,8 +12,15 @@ public enum WorkerMain {
     /// configuration or start-up error.
     public static func run(
         _ definition: WorkerDefinition, defaultHTTPPort: Int,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment processEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+        arguments: [String] = Array(CommandLine.arguments.dropFirst())
     ) async {
+        let environment: [String: String]
+        do {
+            environment = try WorkerOptions.parse(arguments).overlay(on: processEnvironment)
+        } catch {
+            WorkerOptions.exit(withError: error)
+        }
         LoggingSystem.bootstrap { label in
             var handler = JSONLogHandler(label: label)
             handler.logLevel =
