@@ -168,6 +168,49 @@ struct WorkerRuntimeTests {
         #expect(committed.map(\.offset).reduce(0, +) == 500)
     }
 
+    @Test func scalingFromOneToThreeToTwoInstancesLosesAndDoublesNothing() async throws {
+        let deployment = EchoDeployment(partitions: 6)
+        try await deployment.createTopics()
+        let count = 6000
+        try await deployment.produce((0..<count).map { ("k\($0 % 101)", String($0), []) })
+        let inputs = (0..<6).map { TopicPartition(topic: deployment.input, partition: $0) }
+        var probeConfiguration = KafkaConsumerConfiguration(
+            groupID: deployment.name, bootstrapServers: Broker.bootstrapServers)
+        probeConfiguration.sessionTimeout = .seconds(6)
+        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
+        @Sendable func committed() async throws -> Int64 {
+            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
+        }
+        @Sendable func progress(beyond mark: Int64, _ what: String) async throws {
+            try await within(.seconds(60), what) {
+                while try await committed() <= mark { try await Task.sleep(for: .milliseconds(100)) }
+            }
+        }
+        let extra = ["CLEARWAY_MAX_BATCH": "100", "CLEARWAY_TEST_DELAY_US": "1500"]
+        let first = try WorkerProcess(environment: deployment.environment(instance: "scale-1", extra: extra))
+        try await progress(beyond: 0, "one instance working")
+        let second = try WorkerProcess(environment: deployment.environment(instance: "scale-2", extra: extra))
+        let third = try WorkerProcess(environment: deployment.environment(instance: "scale-3", extra: extra))
+        try await Task.sleep(for: .seconds(5))
+        try await progress(beyond: try await committed(), "three instances working")
+        third.signal(SIGTERM)
+        #expect(await third.waitForExit(limit: .seconds(15)) == 0)
+        let afterThird = try await committed()
+        #expect(afterThird < Int64(count), "the scale-down fell mid-run")
+        try await within(.seconds(120), "two instances finishing") {
+            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        first.signal(SIGTERM)
+        second.signal(SIGTERM)
+        #expect(await first.waitForExit(limit: .seconds(15)) == 0)
+        #expect(await second.waitForExit(limit: .seconds(15)) == 0)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 6, servers: Broker.bootstrapServers, expectAtLeast: count)
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == count, "nothing doubled")
+        #expect(Set(values) == Set((0..<count).map { "out:\($0)" }), "nothing lost")
+    }
+
     @Test func everyInputHasOneLogicalOutputAcrossKill9() async throws {
         let deployment = EchoDeployment(partitions: 4)
         try await deployment.createTopics()
