@@ -87,7 +87,10 @@ final class ProcessingLoop: @unchecked Sendable {
         consumerConfiguration.sessionTimeout = configuration.sessionTimeout
         consumerConfiguration.statisticsInterval = .seconds(5)
         consumerConfiguration.revokeTimeout = configuration.shutdownTimeout
-        consumerConfiguration.properties = configuration.kafkaProperties
+        // A bounded prefetch keeps a worker's memory small (librdkafka's default queues 64 MB).
+        consumerConfiguration.properties = ["queued.max.messages.kbytes": "8192"].merging(
+            configuration.kafkaProperties
+        ) { _, given in given }
         consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: runtime.logger)
         producer = try Self.makeProducer(runtime: runtime)
     }

@@ -298,3 +298,14 @@ struct WorkerRuntimeFaultTests {
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
 }
+
+struct CloudEventsTests {
+    @Test func timestampsAreRFC3339InUTCWithMilliseconds() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for seconds in [0.0, 1_795_606_961.062, 1_709_251_199.999, 951_782_400.5] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(WorkerConfiguration.cloudEventsTime(date) == formatter.string(from: date))
+        }
+    }
+}
