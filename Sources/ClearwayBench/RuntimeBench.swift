@@ -93,6 +93,9 @@ struct RuntimeBench: AsyncParsableCommand {
             "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
             "CLEARWAY_TEST_WORKER_NAME": group, "CLEARWAY_DELIVERY": mode, "CLEARWAY_SESSION_TIMEOUT_MS": "6000",
             "CLEARWAY_HTTP_PORT": "0", "CLEARWAY_LOG_LEVEL": "warning",
+            // As deployed (README, Operations): glibc's default of eight malloc arenas per core
+            // multiplies resident memory for a process of mostly librdkafka threads.
+            "MALLOC_ARENA_MAX": "2",
         ]) { _, new in new }
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()

@@ -13,18 +13,18 @@ enum CloudEvents {
         -> String
     {
         var hasher = SHA256()
-        hasher.update(data: Data(worker.utf8))
+        hasher.update(data: Data(utf8: worker))
         hasher.update(data: Data([0]))
         if let inputID = input.headers.first(named: "ce_id") {
-            hasher.update(data: Data(inputID.utf8))
+            hasher.update(data: Data(utf8: inputID))
         } else {
-            hasher.update(data: Data(inputTopic.utf8))
+            hasher.update(data: Data(utf8: inputTopic))
             hasher.update(data: Data([0]))
             hasher.update(data: input.key ?? Data())
             hasher.update(data: Data([0]))
             hasher.update(data: input.value)
         }
-        hasher.update(data: Data("\u{0}\(outputType)\u{0}\(outputIndex)".utf8))
+        hasher.update(data: Data(utf8: "\u{0}\(outputType)\u{0}\(outputIndex)"))
         return hex(hasher.finalize().prefix(16))
     }
 

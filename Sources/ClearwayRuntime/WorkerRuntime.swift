@@ -88,7 +88,9 @@ final class ProcessingLoop: @unchecked Sendable {
         consumerConfiguration.statisticsInterval = .seconds(5)
         consumerConfiguration.revokeTimeout = configuration.shutdownTimeout
         // A bounded prefetch keeps a worker's memory small (librdkafka's default queues 64 MB).
-        consumerConfiguration.properties = ["queued.max.messages.kbytes": "8192"].merging(
+        consumerConfiguration.properties = [
+            "queued.max.messages.kbytes": "8192", "fetch.max.bytes": "8388608", "queued.min.messages": "2000",
+        ].merging(
             configuration.kafkaProperties
         ) { _, given in given }
         consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: runtime.logger)
@@ -224,7 +226,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 extra: output.headers)
             try await producer.send(
                 ProducerRecord(
-                    topic: prefix + output.topic, key: output.key.map { Data($0.utf8) }, value: output.value,
+                    topic: prefix + output.topic, key: output.key.map { Data(utf8: $0) }, value: output.value,
                     headers: headers))
             metrics.recordsOut.increment()
         }
