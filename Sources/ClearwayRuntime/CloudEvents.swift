@@ -12,18 +12,35 @@ enum CloudEvents {
     static func id(worker: String, input: InputRecord, inputTopic: String, outputIndex: Int, outputType: String)
         -> String
     {
+        id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
+            if let inputID = input.headers.first(named: "ce_id") {
+                hasher.update(data: Data(utf8: inputID))
+            } else {
+                hasher.update(data: Data(utf8: inputTopic))
+                hasher.update(data: Data([0]))
+                hasher.update(data: input.key ?? Data())
+                hasher.update(data: Data([0]))
+                hasher.update(data: input.value)
+            }
+        }
+    }
+
+    /// The id of an output of a timer firing: from the partition, the timer and its due time.
+    static func id(worker: String, timer: String, partition: Int32, due: Int64, outputIndex: Int, outputType: String)
+        -> String
+    {
+        id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
+            hasher.update(data: Data(utf8: "timer\u{0}\(partition)\u{0}\(timer)\u{0}\(due)"))
+        }
+    }
+
+    private static func id(
+        worker: String, outputIndex: Int, outputType: String, identity: (inout SHA256) -> Void
+    ) -> String {
         var hasher = SHA256()
         hasher.update(data: Data(utf8: worker))
         hasher.update(data: Data([0]))
-        if let inputID = input.headers.first(named: "ce_id") {
-            hasher.update(data: Data(utf8: inputID))
-        } else {
-            hasher.update(data: Data(utf8: inputTopic))
-            hasher.update(data: Data([0]))
-            hasher.update(data: input.key ?? Data())
-            hasher.update(data: Data([0]))
-            hasher.update(data: input.value)
-        }
+        identity(&hasher)
         hasher.update(data: Data(utf8: "\u{0}\(outputType)\u{0}\(outputIndex)"))
         return hex(hasher.finalize().prefix(16))
     }

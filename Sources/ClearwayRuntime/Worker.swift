@@ -70,6 +70,8 @@ public struct HandlerContext: Sendable {
     public var inputTopic: String
     /// Which attempt this is (1 for the first).
     public var attempt: Int
+    /// The record's partition state, for a stateful worker.
+    public var state: PartitionState?
 }
 
 /// Turns one input record into output records. Throw `RecordRejected` for a record that can
@@ -77,6 +79,14 @@ public struct HandlerContext: Sendable {
 /// error counts as rejected.
 public protocol RecordHandler: Sendable {
     func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord]
+
+    /// A timer the handler scheduled (`PartitionState.schedule`) is due. Its outputs and state
+    /// changes commit like a record's. Default: nothing.
+    func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord]
+}
+
+extension RecordHandler {
+    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] { [] }
 }
 
 /// A record that can never be processed as it is: the runtime sends it to the DLQ with this reason.
@@ -113,19 +123,34 @@ public struct WorkerDefinition: Sendable {
     /// Topics it writes (the DLQ is added by the runtime).
     public var outputs: [TopicDeclaration]
     public var handler: any RecordHandler
+    /// Whether the worker keeps durable state per input partition (SQLite + changelog topic).
+    /// A stateful worker reads one input topic.
+    public var isStateful: Bool
 
     /// Defines a worker.
-    public init(name: String, inputs: [TopicDeclaration], outputs: [TopicDeclaration], handler: any RecordHandler) {
+    public init(
+        name: String, inputs: [TopicDeclaration], outputs: [TopicDeclaration], handler: any RecordHandler,
+        isStateful: Bool = false
+    ) {
+        precondition(!isStateful || inputs.count == 1, "a stateful worker reads one input topic")
         self.name = name
         self.inputs = inputs
         self.outputs = outputs
         self.handler = handler
+        self.isStateful = isStateful
+    }
+
+    /// The compacted topic its state changes go to: `<worker>.changelog`, partitioned like its input.
+    public var changelog: TopicDeclaration? {
+        guard isStateful, let input = inputs.first else { return nil }
+        return TopicDeclaration("\(name).changelog", partitions: input.partitions, compacted: true)
     }
 
     /// Every topic the worker needs, the DLQ included.
     public var declaredTopics: [TopicDeclaration] {
         var topics = inputs + outputs
         if !topics.contains(where: { $0.name == StandardTopics.dlq.name }) { topics.append(StandardTopics.dlq) }
+        if let changelog { topics.append(changelog) }
         return topics
     }
 }

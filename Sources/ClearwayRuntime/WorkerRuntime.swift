@@ -63,6 +63,10 @@ final class ProcessingLoop: @unchecked Sendable {
     private var retries: [TopicPartition: PendingRetry] = [:]
     private var failuresBeforeBatch: UInt64 = 0
 
+    // Stateful workers: one store per input partition, and the timers fired in this transaction.
+    private var states: [Int32: PartitionState] = [:]
+    private var firedTimers: Set<String> = []
+
     private struct PendingRetry {
         var offset: Int64
         var attempt: Int
@@ -130,6 +134,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 try await handle(event)
             }
             try await resumeDueRetries()
+            if runtime.definition.isStateful { try await fireDueTimers() }
             if uncommittedRecords >= configuration.maximumBatch
                 || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
             {
@@ -150,6 +155,7 @@ final class ProcessingLoop: @unchecked Sendable {
             try await process(record)
         case .partitionsAssigned(let partitions):
             metrics.rebalances.increment()
+            if runtime.definition.isStateful { try await openStores(for: partitions) }
             runtime.health.assigned(partitions)
         case .partitionsRevoked(let revocation):
             metrics.rebalances.increment()
@@ -158,7 +164,10 @@ final class ProcessingLoop: @unchecked Sendable {
             } else {
                 try await commit()
             }
-            for partition in revocation.partitions { retries[partition] = nil }
+            for partition in revocation.partitions {
+                retries[partition] = nil
+                states[partition.partition] = nil
+            }
             runtime.health.revoked(revocation.partitions)
             revocation.acknowledge()
         case .endOfPartition:
@@ -182,55 +191,75 @@ final class ProcessingLoop: @unchecked Sendable {
         }
         let attempt = retries[partition]?.attempt ?? 1
         let inputTopic = record.topic.hasPrefix(prefix) ? String(record.topic.dropFirst(prefix.count)) : record.topic
+        let state = states[record.partition]
         let context = HandlerContext(
-            worker: runtime.definition.name, topicPrefix: prefix, inputTopic: inputTopic, attempt: attempt)
+            worker: runtime.definition.name, topicPrefix: prefix, inputTopic: inputTopic, attempt: attempt,
+            state: state)
         let started = ContinuousClock.now
         let outputs: [OutputRecord]
+        let before = (state?.pending, state?.pendingTimers)
         do {
             outputs = try await runtime.definition.handler.handle(record, context: context)
             retries[partition] = nil
-        } catch let failure as TransientFailure {
-            metrics.handled(since: started)
-            if attempt < configuration.retry.maximumAttempts {
-                try scheduleRetry(record, partition: partition, attempt: attempt + 1, failure: failure)
-                return
-            }
-            retries[partition] = nil
-            try await deadLetter(
-                record, errorClass: "retries-exhausted",
-                message: "\(attempt) attempts failed; last: \(failure.message)")
-            advance(partition, past: record)
-            return
-        } catch let rejected as RecordRejected {
-            metrics.handled(since: started)
-            retries[partition] = nil
-            try await deadLetter(record, errorClass: rejected.errorClass, message: rejected.message)
-            advance(partition, past: record)
-            return
         } catch {
-            metrics.handled(since: started)
-            retries[partition] = nil
-            try await deadLetter(record, errorClass: String(describing: type(of: error)), message: "\(error)")
-            advance(partition, past: record)
+            // A failed attempt leaves no state behind.
+            if let state, let pending = before.0, let timers = before.1 {
+                state.pending = pending
+                state.pendingTimers = timers
+            }
+            try await handleFailure(error, record: record, partition: partition, attempt: attempt, started: started)
             return
         }
         metrics.handled(since: started)
         try await beginIfNeeded()
         let traceparent = record.headers.first(named: "traceparent")
-        for (index, output) in outputs.enumerated() {
-            let id = CloudEvents.id(
+        try await emit(outputs, traceparent: traceparent) { index, type in
+            CloudEvents.id(
                 worker: runtime.definition.name, input: record, inputTopic: inputTopic, outputIndex: index,
-                outputType: output.type)
+                outputType: type)
+        }
+        advance(partition, past: record)
+    }
+
+    /// A transient failure is retried (the DLQ once attempts run out); anything else goes to the DLQ.
+    private func handleFailure(
+        _ error: any Error, record: InputRecord, partition: TopicPartition, attempt: Int,
+        started: ContinuousClock.Instant
+    ) async throws {
+        metrics.handled(since: started)
+        if let failure = error as? TransientFailure, attempt < configuration.retry.maximumAttempts {
+            try scheduleRetry(record, partition: partition, attempt: attempt + 1, failure: failure)
+            return
+        }
+        retries[partition] = nil
+        switch error {
+        case let failure as TransientFailure:
+            try await deadLetter(
+                record, errorClass: "retries-exhausted", message: "\(attempt) attempts failed; last: \(failure.message)"
+            )
+        case let rejected as RecordRejected:
+            try await deadLetter(record, errorClass: rejected.errorClass, message: rejected.message)
+        default:
+            try await deadLetter(record, errorClass: String(describing: type(of: error)), message: "\(error)")
+        }
+        advance(partition, past: record)
+    }
+
+    /// Publishes outputs in the current transaction with their CloudEvents headers.
+    private func emit(
+        _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> String
+    ) async throws {
+        let now = Date()
+        for (index, output) in outputs.enumerated() {
             let headers = CloudEvents.headers(
-                id: id, type: output.type, source: runtime.definition.name, time: Date(), traceparent: traceparent,
-                extra: output.headers)
+                id: id(index, output.type), type: output.type, source: runtime.definition.name, time: now,
+                traceparent: traceparent, extra: output.headers)
             try await producer.send(
                 ProducerRecord(
                     topic: prefix + output.topic, key: output.key.map { Data(utf8: $0) }, value: output.value,
                     headers: headers))
             metrics.recordsOut.increment()
         }
-        advance(partition, past: record)
     }
 
     private func advance(_ partition: TopicPartition, past record: InputRecord) {
@@ -309,13 +338,14 @@ final class ProcessingLoop: @unchecked Sendable {
     /// the offsets. A transaction that must be aborted is, and processing resumes from the last
     /// commit; a fenced producer is rebuilt.
     private func commit() async throws {
-        guard !pendingOffsets.isEmpty || inTransaction else { return }
+        guard !pendingOffsets.isEmpty || inTransaction || states.values.contains(where: \.hasChanges) else { return }
         let offsets = pendingOffsets.map {
             TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value)
         }
         if transactional {
             do {
                 try await beginIfNeeded()
+                try await writeChangelog()
                 try await producer.sendOffsetsToTransaction(offsets, groupMetadata: consumer.groupMetadata())
                 try await producer.commitTransaction()
                 inTransaction = false
@@ -331,19 +361,162 @@ final class ProcessingLoop: @unchecked Sendable {
                 return
             }
         } else {
-            let failures = producer.failedDeliveryCount
+            try await writeChangelog()
             try await producer.flush(timeout: configuration.shutdownTimeout)
-            guard producer.failedDeliveryCount == failures, failures == failuresBeforeBatch else {
+            guard producer.failedDeliveryCount == failuresBeforeBatch else {
                 failuresBeforeBatch = producer.failedDeliveryCount
                 logger.error("outputs failed delivery; reprocessing from the last commit")
                 try await rewind()
                 return
             }
+            try applyState()
             try consumer.store(offsets)
             try await consumer.commit()
         }
+        if transactional { try applyState() }
         pendingOffsets = [:]
         uncommittedRecords = 0
+        firedTimers = []
+    }
+
+    // MARK: State
+
+    /// The input offset a partition's committed changes bring its store to.
+    private func position(of partition: Int32, _ state: PartitionState) throws -> Int64? {
+        guard let input = runtime.definition.inputs.first else { return nil }
+        if let pending = pendingOffsets[TopicPartition(topic: prefix + input.name, partition: partition)] {
+            return pending
+        }
+        return try state.store.inputOffset()
+    }
+
+    /// Sends the pending state changes to the changelog, tagged with the input offset they bring
+    /// the partition to, in the current transaction.
+    private func writeChangelog() async throws {
+        guard let changelog = runtime.definition.changelog else { return }
+        for (partition, state) in states where state.hasChanges {
+            let offset = try position(of: partition, state) ?? 0
+            for (key, change) in state.changes {
+                let record = change.changelogRecord(key: key)
+                try await producer.send(
+                    ProducerRecord(
+                        topic: prefix + changelog.name, partition: partition, key: Data(utf8: record.key),
+                        value: record.value ?? Data(),
+                        headers: [KafkaHeader(name: "clearway.input.offset", string: String(offset))]))
+            }
+        }
+    }
+
+    /// After the commit: the changes go into the partitions' SQLite stores with their offsets.
+    private func applyState() throws {
+        for (partition, state) in states {
+            guard state.hasChanges || pendingOffsets.keys.contains(where: { $0.partition == partition }) else {
+                continue
+            }
+            if let offset = try position(of: partition, state) {
+                try state.store.apply(state.changes, inputOffset: offset)
+            }
+            state.discard()
+        }
+    }
+
+    /// Opens the stores of newly assigned partitions; a store behind (or ahead of) the group's
+    /// committed offset — a new host, a lost volume, a crash before the store was written — is
+    /// rebuilt from the changelog, applying only changes at or below the committed offset.
+    private func openStores(for partitions: [TopicPartition]) async throws {
+        guard let changelog = runtime.definition.changelog else { return }
+        let committed = try await consumer.committed(partitions)
+        for entry in committed {
+            let store = try PartitionStore(
+                directory: configuration.stateDirectory, name: "partition-\(entry.partition)")
+            let local = try store.inputOffset()
+            let target = entry.offset >= 0 ? entry.offset : nil
+            if local != target {
+                runtime.health.restoring(true)
+                defer { runtime.health.restoring(false) }
+                try await restore(
+                    store, from: prefix + changelog.name, partition: entry.partition, upTo: target ?? 0)
+            }
+            states[entry.partition] = PartitionState(store: store)
+        }
+    }
+
+    private func restore(_ store: PartitionStore, from topic: String, partition: Int32, upTo committed: Int64)
+        async throws
+    {
+        let started = ContinuousClock.now
+        try store.reset()
+        var configuration = KafkaConsumerConfiguration(
+            groupID: "\(runtime.definition.name)-restore", bootstrapServers: self.configuration.bootstrapServers)
+        configuration.emitEndOfPartition = true
+        configuration.properties = self.configuration.kafkaProperties
+        let reader = try KafkaConsumer(configuration: configuration, logger: logger)
+        _ = try await reader.describeTopic(topic)
+        try reader.assign([
+            TopicPartitionOffset(topic: topic, partition: partition, offset: TopicPartitionOffset.beginning)
+        ])
+        var batch: [(key: String, change: StateChange)] = []
+        var restored = 0
+        let progress = Metrics.Gauge(
+            label: "clearway_restore_records",
+            dimensions: [("worker", runtime.definition.name), ("partition", String(partition))])
+        reading: for try await event in reader.events {
+            switch event {
+            case .record(let record):
+                let offset = record.headers.first(named: "clearway.input.offset").flatMap { Int64($0) } ?? Int64.max
+                guard offset <= committed, let key = record.keyString,
+                    let change = StateChange.fromChangelog(
+                        key: key, value: record.isTombstone || record.value.isEmpty ? nil : record.value)
+                else { continue }
+                batch.append(change)
+                if batch.count >= 10_000 {
+                    try store.restore(batch, inputOffset: committed)
+                    restored += batch.count
+                    progress.record(restored)
+                    batch = []
+                }
+            case .endOfPartition:
+                break reading
+            default:
+                continue
+            }
+        }
+        try await reader.close()
+        try store.restore(batch, inputOffset: committed)
+        restored += batch.count
+        progress.record(restored)
+        logger.info(
+            "state restored from the changelog",
+            metadata: [
+                "kafka.partition": "\(partition)", "restore.records": "\(restored)",
+                "restore.offset": "\(committed)", "restore.duration": "\(ContinuousClock.now - started)",
+            ])
+    }
+
+    /// Fires the timers that are due, through the same transaction as records.
+    private func fireDueTimers() async throws {
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        for (partition, state) in states {
+            for (key, due, payload) in try state.store.dueTimers(now: now) {
+                let id = "\(partition)/\(key)"
+                guard !firedTimers.contains(id), state.pendingTimers[key] == nil else { continue }
+                firedTimers.insert(id)
+                try await beginIfNeeded()
+                let context = HandlerContext(
+                    worker: runtime.definition.name, topicPrefix: prefix,
+                    inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state)
+                let outputs = try await runtime.definition.handler.timerFired(
+                    key: key, payload: payload, context: context)
+                if state.pendingTimers[key] == nil { state.cancel(timer: key) }
+                try await emit(outputs, traceparent: nil) { index, type in
+                    CloudEvents.id(
+                        worker: runtime.definition.name, timer: key, partition: partition, due: due,
+                        outputIndex: index, outputType: type)
+                }
+                if uncommittedRecords == 0 { batchStarted = .now }
+                uncommittedRecords += 1
+            }
+        }
     }
 
     private func abortAndRewind(reason: String) async throws {
@@ -367,6 +540,8 @@ final class ProcessingLoop: @unchecked Sendable {
         pendingOffsets = [:]
         uncommittedRecords = 0
         retries = [:]
+        firedTimers = []
+        for state in states.values { state.discard() }
         let assigned = try consumer.assignment()
         guard !assigned.isEmpty else { return }
         let committed = try await consumer.committed(assigned)

@@ -111,3 +111,45 @@ public func readAll(
     try await consumer.close()
     return records
 }
+
+/// A stateful test worker: counts records per key (state `count/<key>`), emits `key=count`, and
+/// schedules a timer per key that emits `timer:<key>` when due.
+public struct CountingHandler: RecordHandler {
+    public let output: String
+    public let timerDelay: Duration
+
+    public init(output: String, timerDelay: Duration) {
+        self.output = output
+        self.timerDelay = timerDelay
+    }
+
+    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
+        guard let state = context.state, let key = record.keyString else {
+            throw RecordRejected("test-no-key", "the counting worker needs keyed records")
+        }
+        let count = (try state.value("count/\(key)").map { Int(String(decoding: $0, as: UTF8.self)) ?? 0 } ?? 0) + 1
+        state.set("count/\(key)", Data("\(count)".utf8))
+        let (seconds, attoseconds) = timerDelay.components
+        state.schedule(
+            timer: "remind/\(key)",
+            at: Date().addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18), payload: Data(key.utf8))
+        return [
+            OutputRecord(topic: output, key: key, value: Data("\(key)=\(count)".utf8), type: "clearway.test.count.v1")
+        ]
+    }
+
+    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
+        let name = String(decoding: payload, as: UTF8.self)
+        return [
+            OutputRecord(topic: output, key: name, value: Data("timer:\(name)".utf8), type: "clearway.test.timer.v1")
+        ]
+    }
+
+    /// The counting worker's definition.
+    public static func definition(name: String, partitions: Int32, timerDelay: Duration) -> WorkerDefinition {
+        WorkerDefinition(
+            name: name, inputs: [TopicDeclaration("test.in", partitions: partitions)],
+            outputs: [TopicDeclaration("test.out", partitions: partitions)],
+            handler: CountingHandler(output: "test.out", timerDelay: timerDelay), isStateful: true)
+    }
+}

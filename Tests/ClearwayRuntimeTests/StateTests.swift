@@ -1,0 +1,96 @@
+import ClearwayKafka
+import ClearwayRuntime
+import ClearwayTestSupport
+import Foundation
+import ServiceLifecycle
+import Testing
+
+@Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
+struct StateTests {
+    private func stateDirectory() -> String {
+        NSTemporaryDirectory() + "clearway-state-\(UUID().uuidString)"
+    }
+
+    private func start(_ definition: WorkerDefinition, _ configuration: WorkerConfiguration, health: RuntimeHealth)
+        -> (ServiceGroup, Task<Void, any Error>)
+    {
+        let runtime = WorkerRuntime(
+            definition: definition, configuration: configuration, health: health, logger: Broker.logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+                logger: Broker.logger))
+        return (group, Task { try await group.run() })
+    }
+
+    private func createTopics(_ deployment: EchoDeployment, _ definition: WorkerDefinition) async throws {
+        var configuration = deployment.configuration()
+        configuration.topicPrefix = deployment.prefix
+        _ = try await TopicAdministration(configuration: configuration, logger: Broker.logger).apply(
+            definition.declaredTopics)
+    }
+
+    @Test func stateRestoredOnANewHostEqualsTheStateBefore() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        let definition = CountingHandler.definition(name: deployment.name, partitions: 2, timerDelay: .seconds(3600))
+        try await createTopics(deployment, definition)
+        try await deployment.produce((0..<300).map { ("key-\($0 % 30)", "v\($0)", []) })
+
+        var configuration = deployment.configuration()
+        configuration.stateDirectory = stateDirectory()
+        let (group, task) = start(definition, configuration, health: RuntimeHealth())
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 2, servers: Broker.bootstrapServers, expectAtLeast: 300)
+        #expect(outputs.count == 300)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let before = try (0..<Int32(2)).map {
+            try StateInspector.snapshot(directory: configuration.stateDirectory, partition: $0)
+        }
+        #expect(before.map(\.entries.count).reduce(0, +) == 30)
+        #expect(before.map(\.timers.count).reduce(0, +) == 30)
+        #expect(before.flatMap(\.entries.values).allSatisfy { $0 == Data("10".utf8) })
+
+        // A new host: an empty state directory.
+        try FileManager.default.removeItem(atPath: configuration.stateDirectory)
+        var moved = configuration
+        moved.stateDirectory = stateDirectory()
+        let health = RuntimeHealth()
+        let (second, secondTask) = start(definition, moved, health: health)
+        try await within(.seconds(30), "restored and ready") {
+            while !health.readiness.ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await second.triggerGracefulShutdown()
+        try await secondTask.value
+        let after = try (0..<Int32(2)).map {
+            try StateInspector.snapshot(directory: moved.stateDirectory, partition: $0)
+        }
+        #expect(after == before)
+    }
+
+    @Test func timersSetBeforeARestartFireAfterIt() async throws {
+        let deployment = EchoDeployment(partitions: 1)
+        let definition = CountingHandler.definition(name: deployment.name, partitions: 1, timerDelay: .seconds(4))
+        try await createTopics(deployment, definition)
+        try await deployment.produce((0..<5).map { ("key-\($0)", "v\($0)", []) })
+        var configuration = deployment.configuration()
+        configuration.stateDirectory = stateDirectory()
+        let (group, task) = start(definition, configuration, health: RuntimeHealth())
+        _ = try await readAll(
+            topic: deployment.output, partitions: 1, servers: Broker.bootstrapServers, expectAtLeast: 5)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let pending = try StateInspector.snapshot(directory: configuration.stateDirectory, partition: 0)
+        #expect(pending.timers.count == 5)
+
+        let (restarted, restartedTask) = start(definition, configuration, health: RuntimeHealth())
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 1, servers: Broker.bootstrapServers, expectAtLeast: 10)
+        await restarted.triggerGracefulShutdown()
+        try await restartedTask.value
+        let fired = outputs.map { String(decoding: $0.value, as: UTF8.self) }.filter { $0.hasPrefix("timer:") }
+        #expect(Set(fired) == Set((0..<5).map { "timer:key-\($0)" }))
+        #expect(fired.count == 5)
+        #expect(try StateInspector.snapshot(directory: configuration.stateDirectory, partition: 0).timers.isEmpty)
+    }
+}
