@@ -1,7 +1,7 @@
 import Foundation
 
 /// An ISO 3166-1 alpha-2 country code that is assigned (e.g. `MX`, `CA`, `CN`).
-public struct CountryCode: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct CountryCode: StringCodable, Hashable, Sendable, CustomStringConvertible, Comparable {
     /// The code, upper case.
     public let rawValue: String
 
@@ -13,15 +13,6 @@ public struct CountryCode: Hashable, Sendable, Codable, CustomStringConvertible,
                 .invalidCountry, "\"\(text)\" is not an assigned ISO 3166-1 alpha-2 country code (e.g. MX, CA, CN)")
         }
         rawValue = code
-    }
-
-    public init(from decoder: any Decoder) throws {
-        self = try decoder.parseString(Self.init)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
     }
 
     public var description: String { rawValue }
@@ -38,4 +29,8 @@ public struct CountryCode: Hashable, Sendable, Codable, CustomStringConvertible,
         PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM
         TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
         """.split(whereSeparator: \.isWhitespace).map(String.init))
+}
+
+extension CountryCode {
+    var codingText: String { rawValue }
 }

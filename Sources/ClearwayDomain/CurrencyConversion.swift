@@ -1,7 +1,7 @@
 import Foundation
 
 /// A calendar day (no time, no zone), written `YYYY-MM-DD`.
-public struct Day: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
+public struct Day: StringCodable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public let year: Int
     public let month: Int
     public let day: Int
@@ -63,13 +63,6 @@ public struct Day: Hashable, Sendable, Comparable, Codable, CustomStringConverti
         case 4, 6, 9, 11: return 30
         default: return 31
         }
-    }
-
-    public init(from decoder: any Decoder) throws { self = try decoder.parseString(Self.init) }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 
     public var description: String { String(format: "%04d-%02d-%02d", year, month, day) }
@@ -208,4 +201,8 @@ public struct ExchangeRates: Sendable {
     private func percent(_ fraction: Decimal) -> String {
         (fraction * 100).rounded(scale: 2).plainText() + "%"
     }
+}
+
+extension Day {
+    var codingText: String { description }
 }

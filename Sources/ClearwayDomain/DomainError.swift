@@ -51,3 +51,20 @@ extension Decoder {
         }
     }
 }
+
+/// A value written as a string on the wire: decoded through its parsing initializer (so a bad
+/// value is refused with its place in the document) and encoded as its canonical text.
+protocol StringCodable: Codable {
+    init(_ text: String) throws
+    /// The canonical text.
+    var codingText: String { get }
+}
+
+extension StringCodable {
+    public init(from decoder: any Decoder) throws { self = try decoder.parseString { try Self($0) } }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(codingText)
+    }
+}

@@ -6,7 +6,7 @@ import Foundation
 ///
 /// Only the format is validated. The check-digit formula (CATAIR Appendix E) has not been
 /// confirmed from a primary source here, so the digit is carried as given, not verified.
-public struct EntryNumber: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct EntryNumber: StringCodable, Hashable, Sendable, CustomStringConvertible {
     /// The filer code.
     public let filerCode: String
     /// The seven-digit transaction number.
@@ -34,14 +34,9 @@ public struct EntryNumber: Hashable, Sendable, Codable, CustomStringConvertible 
         checkDigit = characters[10]
     }
 
-    public init(from decoder: any Decoder) throws {
-        self = try decoder.parseString(Self.init)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-
     public var description: String { "\(filerCode)-\(transactionNumber)-\(checkDigit)" }
+}
+
+extension EntryNumber {
+    var codingText: String { description }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// Accepts `6109.10.0012`, `6109100012`, `6109.10.00` and so on. Chapter 77 is reserved and
 /// chapter 00 does not exist (HTSUS General Notes; USITC HTS). Chapter 98 and 99 numbers exist
 /// but are never reported alone on a line: see `LineClassification`.
-public struct HTSCode: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct HTSCode: StringCodable, Hashable, Sendable, CustomStringConvertible, Comparable {
     /// The digits, 2 to 10 of them (an even count).
     public let digits: String
 
@@ -36,15 +36,6 @@ public struct HTSCode: Hashable, Sendable, Codable, CustomStringConvertible, Com
             throw DomainError(.invalidHTS, "\"\(text)\": chapter 77 is reserved for future use in the HTS")
         }
         self.digits = digits
-    }
-
-    public init(from decoder: any Decoder) throws {
-        self = try decoder.parseString(Self.init)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 
     /// The chapter, 1–99.
@@ -104,4 +95,8 @@ public struct LineClassification: Hashable, Sendable, Codable {
         self.primary = primary
         self.additional = additional
     }
+}
+
+extension HTSCode {
+    var codingText: String { description }
 }

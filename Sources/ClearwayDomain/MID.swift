@@ -21,7 +21,7 @@ import Foundation
 ///
 /// at most 15 characters, no spaces. Example: Amalgamated Plastics Corp., 11455 Main Street
 /// Suite 9999, Hong Kong → `HKAMAPLA1145HON`.
-public struct MID: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
     /// The code.
     public let rawValue: String
 
@@ -91,15 +91,6 @@ public struct MID: Hashable, Sendable, Codable, CustomStringConvertible {
         let city = String(manufacturer.city.uppercased().filter { $0.isASCII && $0.isLetter }.prefix(3))
         guard !city.isEmpty else { throw fail("the city has no letters") }
         rawValue = prefix + name + number + city
-    }
-
-    public init(from decoder: any Decoder) throws {
-        self = try decoder.parseString(Self.init)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
     }
 
     public var description: String { rawValue }
@@ -180,4 +171,8 @@ public struct MID: Hashable, Sendable, Codable, CustomStringConvertible {
         let significant = numbers.map { String($0.drop { $0 == "0" }) }.filter { !$0.isEmpty }
         return significant.max { ($0.count, $0) < ($1.count, $1) }
     }
+}
+
+extension MID {
+    var codingText: String { rawValue }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// An ISO 4217 currency code: three letters, upper case.
-public struct CurrencyCode: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct CurrencyCode: StringCodable, Hashable, Sendable, CustomStringConvertible, Comparable {
     /// The code, e.g. `USD`.
     public let rawValue: String
 
@@ -19,15 +19,6 @@ public struct CurrencyCode: Hashable, Sendable, Codable, CustomStringConvertible
     }
 
     init(unchecked: String) { rawValue = unchecked }
-
-    public init(from decoder: any Decoder) throws {
-        self = try decoder.parseString { try CurrencyCode($0) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
     public var description: String { rawValue }
     public static func < (lhs: CurrencyCode, rhs: CurrencyCode) -> Bool { lhs.rawValue < rhs.rawValue }
@@ -129,4 +120,8 @@ extension Decimal {
 
 extension Character {
     var isASCIIDigit: Bool { isASCII && isNumber }
+}
+
+extension CurrencyCode {
+    var codingText: String { rawValue }
 }

@@ -117,7 +117,7 @@ public struct HTSReference: Sendable {
 ///
 /// Odd-numbered flags mean the agency's data *may be* required — a disclaim code (A–D) can answer
 /// them; even-numbered flags mean it *is* required (CBP ACE PGA flags).
-public struct PGAFlag: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+public struct PGAFlag: StringCodable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public let code: String
 
     /// Parses a flag: two letters and a digit (`FD1`, `EP7`).
@@ -131,13 +131,6 @@ public struct PGAFlag: Hashable, Sendable, Codable, Comparable, CustomStringConv
                 .invalidReferenceData, "\"\(text)\" is not a PGA flag (two letters and a digit, e.g. FD2)")
         }
         self.code = code
-    }
-
-    public init(from decoder: any Decoder) throws { self = try decoder.parseString(Self.init) }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(code)
     }
 
     /// The agency code, e.g. `FD`.
@@ -268,4 +261,8 @@ public struct TariffActionList: Sendable, Codable {
     public static func shippedSection301() throws -> TariffActionList { try load(ShippedData.data("section301")) }
     /// The shipped Section 232 excerpt.
     public static func shippedSection232() throws -> TariffActionList { try load(ShippedData.data("section232")) }
+}
+
+extension PGAFlag {
+    var codingText: String { code }
 }
