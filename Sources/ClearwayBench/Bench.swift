@@ -49,6 +49,7 @@ struct KafkaBench: AsyncParsableCommand {
             configuration: KafkaAdminConfiguration(bootstrapServers: servers), logger: logger)
         let producerSettings: [String: String] = [
             "enable.idempotence": "true", "acks": "all", "linger.ms": "5", "compression.type": "lz4",
+            "enable.metrics.push": "false",
         ]
         var all: [Rates] = []
         for round in 1...rounds {

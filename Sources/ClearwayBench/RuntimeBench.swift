@@ -68,8 +68,8 @@ struct RuntimeBench: AsyncParsableCommand {
     /// `kcat -C … | kcat -P …`, timed whole.
     private func measureKcatPipe(input: String, output: String) throws -> Double {
         let script =
-            "\(kcat) -b \(bootstrapServers) -C -t \(input) -o beginning -e -q -K '\\t' "
-            + "| \(kcat) -b \(bootstrapServers) -P -t \(output) -K '\\t' -X enable.idempotence=true -X linger.ms=5 -X compression.type=lz4"
+            "\(kcat) -b \(bootstrapServers) -C -t \(input) -o beginning -e -q -K '\\t' -X enable.metrics.push=false "
+            + "| \(kcat) -b \(bootstrapServers) -P -t \(output) -K '\\t' -X enable.idempotence=true -X linger.ms=5 -X compression.type=lz4 -X enable.metrics.push=false"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-o", "pipefail", "-c", script]

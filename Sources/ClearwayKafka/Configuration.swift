@@ -27,6 +27,9 @@ public struct KafkaProducerConfiguration: Sendable {
     public var deliveryReportStream = false
     /// `statistics.interval.ms`; `nil` turns statistics off. Default: `nil`.
     public var statisticsInterval: Duration?
+    /// `enable.metrics.push` (KIP-714 client metrics). Default: `false`: where the broker offers
+    /// it, librdkafka otherwise waits up to a second at shutdown for the last push.
+    public var pushClientMetrics = false
     /// Any librdkafka property, passed through as given. Default: empty.
     public var properties: [String: String] = [:]
 
@@ -59,6 +62,7 @@ public struct KafkaProducerConfiguration: Sendable {
             "linger.ms": String(linger.milliseconds),
             "compression.type": compression.rawValue,
             "message.timeout.ms": String(messageTimeout.milliseconds),
+            "enable.metrics.push": String(pushClientMetrics),
         ]
         if let transactionalID {
             result["transactional.id"] = transactionalID
@@ -114,6 +118,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var fetchQueueBackoff: Duration = .milliseconds(10)
     /// The most records one poll hands out. Default: 1,000.
     public var pollBatchSize = 1000
+    /// `enable.metrics.push` (KIP-714 client metrics). Default: `false`: where the broker offers
+    /// it, librdkafka otherwise waits up to a second at shutdown for the last push.
+    public var pushClientMetrics = false
+
     /// Any librdkafka property, passed through as given. Default: empty.
     public var properties: [String: String] = [:]
 
@@ -158,6 +166,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             "partition.assignment.strategy": assignmentStrategy.rawValue,
             "enable.partition.eof": String(emitEndOfPartition),
             "fetch.queue.backoff.ms": String(fetchQueueBackoff.milliseconds),
+            "enable.metrics.push": String(pushClientMetrics),
         ]
         if let groupInstanceID { result["group.instance.id"] = groupInstanceID }
         if let statisticsInterval { result["statistics.interval.ms"] = String(statisticsInterval.milliseconds) }
@@ -174,6 +183,10 @@ public struct KafkaAdminConfiguration: Sendable {
     public var clientID = "clearway-admin"
     /// The bound on each admin request. Default: 15 s.
     public var requestTimeout: Duration = .seconds(15)
+    /// `enable.metrics.push` (KIP-714 client metrics). Default: `false`: where the broker offers
+    /// it, librdkafka otherwise waits up to a second at shutdown for the last push.
+    public var pushClientMetrics = false
+
     /// Any librdkafka property, passed through as given. Default: empty.
     public var properties: [String: String] = [:]
 
@@ -183,7 +196,10 @@ public struct KafkaAdminConfiguration: Sendable {
     }
 
     var librdkafkaProperties: [String: String] {
-        var result = ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID]
+        var result = [
+            "bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
+            "enable.metrics.push": String(pushClientMetrics),
+        ]
         result.merge(properties) { _, given in given }
         return result
     }

@@ -87,7 +87,7 @@ public final class KafkaProducer: Sendable {
                     ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
             }
             try await Task.sleep(for: backoff)  // the poll thread drains delivery reports meanwhile
-            backoff = min(backoff * 2, .milliseconds(20))
+            backoff = min(backoff * 2, .milliseconds(2))
         }
     }
 
