@@ -45,22 +45,6 @@ enum CloudEvents {
         return hex(hasher.finalize().prefix(16))
     }
 
-    /// The headers of an output record.
-    static func headers(
-        id: String, type: String, source: String, time: Date, traceparent: String?, extra: [KafkaHeader]
-    ) -> [KafkaHeader] {
-        var headers = [
-            KafkaHeader(name: "ce_id", string: id),
-            KafkaHeader(name: "ce_type", string: type),
-            KafkaHeader(name: "ce_source", string: source),
-            KafkaHeader(name: "ce_specversion", string: specVersion),
-            KafkaHeader(name: "ce_time", string: timestamp(time)),
-            KafkaHeader(name: "content-type", string: "application/json"),
-        ]
-        if let traceparent { headers.append(KafkaHeader(name: "traceparent", string: traceparent)) }
-        return headers + extra
-    }
-
     /// RFC 3339 in UTC with milliseconds (`2026-11-25T12:00:00.123Z`), without Foundation's
     /// formatters, which cost tens of microseconds a call.
     static func timestamp(_ date: Date) -> String {
@@ -106,4 +90,45 @@ enum CloudEvents {
 extension WorkerConfiguration {
     /// The `ce_time` text of an instant (for tests and tools).
     public static func cloudEventsTime(_ date: Date) -> String { CloudEvents.timestamp(date) }
+}
+
+/// The parts of output headers that repeat: built once (source, spec version, content type), once
+/// per event type and topic, and once per millisecond (`ce_time`). CloudEvents Kafka binding.
+struct HeaderCache {
+    let constant: [KafkaHeader]
+    private let prefix: String
+    private var types: [String: KafkaHeader] = [:]
+    private var topics: [String: String] = [:]
+    private var lastTime: (milliseconds: Int64, header: KafkaHeader)?
+
+    init(source: String, prefix: String) {
+        constant = [
+            KafkaHeader(name: "ce_source", string: source),
+            KafkaHeader(name: "ce_specversion", string: CloudEvents.specVersion),
+            KafkaHeader(name: "content-type", string: "application/json"),
+        ]
+        self.prefix = prefix
+    }
+
+    mutating func type(_ type: String) -> KafkaHeader {
+        if let header = types[type] { return header }
+        let header = KafkaHeader(name: "ce_type", string: type)
+        types[type] = header
+        return header
+    }
+
+    mutating func topic(_ name: String) -> String {
+        if let topic = topics[name] { return topic }
+        let topic = prefix + name
+        topics[name] = topic
+        return topic
+    }
+
+    mutating func time(_ date: Date) -> KafkaHeader {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        if let lastTime, lastTime.milliseconds == milliseconds { return lastTime.header }
+        let header = KafkaHeader(name: "ce_time", string: CloudEvents.timestamp(date))
+        lastTime = (milliseconds, header)
+        return header
+    }
 }

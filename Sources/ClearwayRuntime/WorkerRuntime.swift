@@ -63,6 +63,8 @@ final class ProcessingLoop: @unchecked Sendable {
     private var retries: [TopicPartition: PendingRetry] = [:]
     private var failuresBeforeBatch: UInt64 = 0
 
+    private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
+
     // Stateful workers: one store per input partition, and the timers fired in this transaction.
     private var states: [Int32: PartitionState] = [:]
     private var firedTimers: Set<String> = []
@@ -249,15 +251,18 @@ final class ProcessingLoop: @unchecked Sendable {
     private func emit(
         _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> String
     ) async throws {
-        let now = Date()
+        let time = headerCache.time(Date())
+        let trace = traceparent.map { KafkaHeader(name: "traceparent", string: $0) }
         for (index, output) in outputs.enumerated() {
-            let headers = CloudEvents.headers(
-                id: id(index, output.type), type: output.type, source: runtime.definition.name, time: now,
-                traceparent: traceparent, extra: output.headers)
+            var headers = [KafkaHeader(name: "ce_id", string: id(index, output.type)), headerCache.type(output.type)]
+            headers += headerCache.constant
+            headers.append(time)
+            if let trace { headers.append(trace) }
+            headers += output.headers
             try await producer.send(
                 ProducerRecord(
-                    topic: prefix + output.topic, key: output.key.map { Data(utf8: $0) }, value: output.value,
-                    headers: headers))
+                    topic: headerCache.topic(output.topic), key: output.key.map { Data(utf8: $0) },
+                    value: output.value, headers: headers))
             metrics.recordsOut.increment()
         }
     }
