@@ -65,44 +65,21 @@ struct KafkaBench: AsyncParsableCommand {
                 return ProducerRecord(
                     topic: swiftTopic, key: String(line[..<tab]), value: Data(line[line.index(after: tab)...].utf8))
             }
-            // Alternate who goes first, so neither always meets a warmer (or busier) broker.
-            var swiftProduce = 0.0
-            var kcatProduce = 0.0
-            var swiftConsume = 0.0
-            var kcatConsume = 0.0
-            for turn in round % 2 == 0 ? ["swift", "kcat"] : ["kcat", "swift"] {
-                if turn == "swift" {
-                    swiftProduce = try await measure {
-                        try await produceWithSwift(records: records, servers: servers, logger: logger)
-                    }
-                    if ProcessInfo.processInfo.environment["CLEARWAY_BENCH_DEBUG"] != nil {
-                        print("  produce total \(swiftProduce) s")
-                    }
-                } else {
-                    kcatProduce = try await measure {
-                        try runKcat(
-                            ["-P", "-t", kcatTopic, "-K", "\t", "-l", payloadFile.path], settings: producerSettings)
-                    }
-                }
+            let kcatSettings = ["enable.metrics.push": "false"]
+            let produce = try await alternating(round) {
+                try await produceWithSwift(records: records, servers: servers, logger: logger)
+            } kcat: {
+                try runKcat(["-P", "-t", kcatTopic, "-K", "\t", "-l", payloadFile.path], settings: producerSettings)
             }
-            for turn in round % 2 == 0 ? ["swift", "kcat"] : ["kcat", "swift"] {
-                if turn == "swift" {
-                    swiftConsume = try await measure {
-                        try await consumeWithSwift(topic: swiftTopic, servers: servers, logger: logger)
-                    }
-                    if ProcessInfo.processInfo.environment["CLEARWAY_BENCH_DEBUG"] != nil {
-                        print("  consume total \(swiftConsume) s")
-                    }
-                } else {
-                    kcatConsume = try await measure {
-                        try runKcat(
-                            ["-C", "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-f", "%k%s\n"], settings: [:])
-                    }
-                }
+            let consume = try await alternating(round) {
+                try await consumeWithSwift(topic: swiftTopic, servers: servers, logger: logger)
+            } kcat: {
+                try runKcat(
+                    ["-C", "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-f", "%k%s\n"], settings: kcatSettings)
             }
             let rates = Rates(
-                swiftProduce: Double(self.records) / swiftProduce, kcatProduce: Double(self.records) / kcatProduce,
-                swiftConsume: Double(self.records) / swiftConsume, kcatConsume: Double(self.records) / kcatConsume)
+                swiftProduce: Double(self.records) / produce.swift, kcatProduce: Double(self.records) / produce.kcat,
+                swiftConsume: Double(self.records) / consume.swift, kcatConsume: Double(self.records) / consume.kcat)
             print("round \(round): \(rates.summary)")
             try await admin.deleteTopics([swiftTopic, kcatTopic])
             all.append(rates)
@@ -198,6 +175,19 @@ struct KafkaBench: AsyncParsableCommand {
         guard process.terminationStatus == 0 else {
             throw ValidationError("kcat \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
         }
+    }
+
+    /// Times both sides, alternating who goes first by round so neither always meets a warmer
+    /// (or busier) broker; seconds each.
+    private func alternating(
+        _ round: Int, swift: () async throws -> Void, kcat: () async throws -> Void
+    ) async throws -> (swift: Double, kcat: Double) {
+        if round % 2 == 0 {
+            let swiftSeconds = try await measure(swift)
+            return (swiftSeconds, try await measure(kcat))
+        }
+        let kcatSeconds = try await measure(kcat)
+        return (try await measure(swift), kcatSeconds)
     }
 
     private func measure(_ body: () async throws -> Void) async throws -> Double {

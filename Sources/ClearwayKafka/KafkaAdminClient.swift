@@ -106,8 +106,7 @@ public final class KafkaAdminClient: Sendable {
                     case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: outcome[name] = .alreadyExists
                     default:
                         let detail = rd_kafka_topic_result_error_string(result).map { String(cString: $0) }
-                        var error = KafkaError.result(err, context: "create topic \(name)")
-                        error.code = .admin
+                        var error = KafkaError.admin(err, context: "create topic \(name)")
                         if let detail { error.message += " (\(detail))" }
                         throw error
                     }
@@ -135,10 +134,8 @@ public final class KafkaAdminClient: Sendable {
                 for result in UnsafeBufferPointer(start: results, count: count) {
                     let err = rd_kafka_topic_result_error(result)
                     guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART else {
-                        var error = KafkaError.result(
+                        throw KafkaError.admin(
                             err, context: "delete topic \(String(cString: rd_kafka_topic_result_name(result)))")
-                        error.code = .admin
-                        throw error
                     }
                 }
             }
@@ -178,7 +175,7 @@ public final class KafkaAdminClient: Sendable {
                 for resource in UnsafeBufferPointer(start: resources, count: count) {
                     let err = rd_kafka_ConfigResource_error(resource)
                     guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                        throw KafkaError.result(err, context: "describe configs of \(topic)")
+                        throw KafkaError.admin(err, context: "describe configs of \(topic)")
                     }
                     var entryCount = 0
                     let entries = rd_kafka_ConfigResource_configs(resource, &entryCount)

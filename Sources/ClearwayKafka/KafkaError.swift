@@ -109,6 +109,15 @@ extension KafkaError {
             file: file, line: line)
     }
 
+    /// An admin operation's per-topic failure.
+    static func admin(_ err: rd_kafka_resp_err_t, context: String, file: String = #fileID, line: UInt = #line)
+        -> KafkaError
+    {
+        var error = result(err, context: context, file: file, line: line)
+        error.code = .admin
+        return error
+    }
+
     static func shutDown(_ what: String, file: String = #fileID, line: UInt = #line) -> KafkaError {
         KafkaError(code: .shutDown, message: "\(what) was shut down", file: file, line: line)
     }

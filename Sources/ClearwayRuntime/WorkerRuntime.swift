@@ -64,6 +64,8 @@ final class ProcessingLoop: @unchecked Sendable {
     private var failuresBeforeBatch: UInt64 = 0
 
     private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
+    private var logicalNames: [String: String] = [:]
+    private var lastStatistics: Data?
 
     // Stateful workers: one store per input partition, and the timers fired in this transaction.
     private var states: [Int32: PartitionState] = [:]
@@ -128,25 +130,30 @@ final class ProcessingLoop: @unchecked Sendable {
     }
 
     func run() async throws {
-        defer { Task { [producer] in await producer.shutdown(timeout: .seconds(1)) } }
-        while !stopRequested.isSet && !Task.isCancelled {
-            guard let events = try await consumer.poll() else { break }
-            runtime.health.pollTurned()
-            for event in events {
-                try await handle(event)
+        do {
+            while !stopRequested.isSet && !Task.isCancelled {
+                guard let events = try await consumer.poll() else { break }
+                runtime.health.pollTurned()
+                for event in events {
+                    try await handle(event)
+                }
+                try await resumeDueRetries()
+                if runtime.definition.isStateful { try await fireDueTimers() }
+                if uncommittedRecords >= configuration.maximumBatch
+                    || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
+                {
+                    try await commit()
+                }
+                updateLag()
             }
-            try await resumeDueRetries()
-            if runtime.definition.isStateful { try await fireDueTimers() }
-            if uncommittedRecords >= configuration.maximumBatch
-                || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
-            {
-                try await commit()
-            }
-            updateLag()
+            // Graceful stop: finish what is in flight, commit it, leave the group.
+            try await commit()
+            try await consumer.close()
+        } catch {
+            // A loop that fails still stops its producer's thread before the error goes up.
+            await producer.shutdown(timeout: .seconds(1))
+            throw error
         }
-        // Graceful stop: finish what is in flight, commit it, leave the group.
-        try await commit()
-        try await consumer.close()
         await producer.shutdown(timeout: configuration.shutdownTimeout)
         logger.info("worker stopped", metadata: ["worker": "\(runtime.definition.name)"])
     }
@@ -192,7 +199,7 @@ final class ProcessingLoop: @unchecked Sendable {
             metrics.endToEndLag.record(Date().timeIntervalSince(timestamp))
         }
         let attempt = retries[partition]?.attempt ?? 1
-        let inputTopic = record.topic.hasPrefix(prefix) ? String(record.topic.dropFirst(prefix.count)) : record.topic
+        let inputTopic = logicalName(of: record.topic)
         let state = states[record.partition]
         let context = HandlerContext(
             worker: runtime.definition.name, topicPrefix: prefix, inputTopic: inputTopic, attempt: attempt,
@@ -265,6 +272,14 @@ final class ProcessingLoop: @unchecked Sendable {
                     value: output.value, headers: headers))
             metrics.recordsOut.increment()
         }
+    }
+
+    /// A topic's name without the deployment prefix (cached: it is asked for every record).
+    private func logicalName(of topic: String) -> String {
+        if let name = logicalNames[topic] { return name }
+        let name = topic.hasPrefix(prefix) ? String(topic.dropFirst(prefix.count)) : topic
+        logicalNames[topic] = name
+        return name
     }
 
     private func advance(_ partition: TopicPartition, past record: InputRecord) {
@@ -559,8 +574,10 @@ final class ProcessingLoop: @unchecked Sendable {
         try await consumer.seek(positions)
     }
 
+    /// Publishes consumer lag when librdkafka has new statistics (every few seconds, not every turn).
     private func updateLag() {
-        guard let statistics = consumer.statistics else { return }
+        guard let statistics = consumer.statistics, statistics.json != lastStatistics else { return }
+        lastStatistics = statistics.json
         var total: Int64 = 0
         for (partition, lag) in statistics.consumerLag {
             metrics.consumerLag(partition, lag)

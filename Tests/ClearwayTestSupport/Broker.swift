@@ -32,7 +32,7 @@ public enum Broker {
     public static func createTopic(_ name: String, partitions: Int32) async throws {
         let outcome = try await admin().createTopics([TopicSpecification(name: name, partitions: partitions)])
         guard outcome[name] == .created else {
-            throw TimedOut(what: "creating \(name): \(String(describing: outcome[name]))")
+            throw SetupFailure(description: "topic \(name) was not created: \(String(describing: outcome[name]))")
         }
     }
 
@@ -54,6 +54,11 @@ public enum Broker {
         configure(&configuration)
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
+}
+
+/// A test's set-up could not be made (not a failure of what the test checks).
+public struct SetupFailure: Error, CustomStringConvertible {
+    public let description: String
 }
 
 public struct TimedOut: Error, CustomStringConvertible {

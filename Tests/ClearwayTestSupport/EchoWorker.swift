@@ -49,7 +49,8 @@ public final class WorkerProcess: @unchecked Sendable {
             binary = directory.deletingLastPathComponent().appendingPathComponent("clearway-test-worker")
         }
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw TimedOut(what: "no clearway-test-worker next to the tests (\(binary.path)); run swift build first")
+            throw SetupFailure(
+                description: "no clearway-test-worker next to the tests (\(binary.path)); run swift build first")
         }
         process = Process()
         process.executableURL = binary
