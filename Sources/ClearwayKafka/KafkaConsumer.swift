@@ -174,6 +174,25 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// The low and high watermarks the partition's leader reports now. The high watermark counts
+    /// transaction markers too, so it shows when a commit or abort has been written.
+    public func watermarks(_ partition: TopicPartition, timeout: Duration = .seconds(10)) async throws
+        -> (low: Int64, high: Int64)
+    {
+        let client = self.client
+        let pair: [Int64] = try await blocking.run {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(
+                client.handle, partition.topic, partition.partition, &low, &high, Int32(timeout.milliseconds))
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.result(err, context: client.explain("watermarks of \(partition)"))
+            }
+            return [low, high]
+        }
+        return (pair[0], pair[1])
+    }
+
     /// The next offset this consumer will read per partition (`invalidOffset` before the first).
     public func positions(_ partitions: [TopicPartition]) throws -> [TopicPartitionOffset] {
         try withTopicPartitionList(partitions) { list in
