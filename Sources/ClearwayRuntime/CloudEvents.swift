@@ -34,6 +34,13 @@ enum CloudEvents {
         }
     }
 
+    /// The id of an output whose handler named what it derives from (`OutputRecord.idSeed`).
+    static func id(worker: String, seed: String, outputType: String) -> String {
+        id(worker: worker, outputIndex: 0, outputType: outputType) { hasher in
+            hasher.update(data: Data(utf8: "seed\u{0}\(seed)"))
+        }
+    }
+
     private static func id(
         worker: String, outputIndex: Int, outputType: String, identity: (inout SHA256) -> Void
     ) -> String {

@@ -44,6 +44,17 @@ final class PartitionStore: Sendable {
         try database.read { try Data.fetchOne($0, sql: "SELECT value FROM entry WHERE key = ?", arguments: [key]) }
     }
 
+    /// The keys that start with `prefix`, in order.
+    func keys(withPrefix prefix: String) throws -> [String] {
+        // Every key with the prefix sorts (bytewise, SQLite's BINARY collation) between the prefix
+        // and the prefix followed by the highest code point.
+        try database.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT key FROM entry WHERE key >= ? AND key < ? ORDER BY key",
+                arguments: [prefix, prefix + "\u{10FFFF}"])
+        }
+    }
+
     /// Timers due at or before `now` (milliseconds since 1970), soonest first.
     func dueTimers(now: Int64, limit: Int = 500) throws -> [(key: String, due: Int64, payload: Data)] {
         try database.read { db in
@@ -180,6 +191,15 @@ public final class PartitionState: @unchecked Sendable {
             return nil
         }
         return try store.value(key)
+    }
+
+    /// The keys that start with `prefix`, this transaction's own writes included, in order.
+    public func keys(withPrefix prefix: String) throws -> [String] {
+        var keys = Set(try store.keys(withPrefix: prefix))
+        for (key, change) in pending where key.hasPrefix(prefix) {
+            if case .put = change { keys.insert(key) } else { keys.remove(key) }
+        }
+        return keys.sorted()
     }
 
     /// Sets a key.

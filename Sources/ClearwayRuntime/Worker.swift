@@ -46,14 +46,21 @@ public struct OutputRecord: Sendable, Hashable {
     public var type: String
     /// Extra headers beyond the CloudEvents ones the runtime adds.
     public var headers: [KafkaHeader]
+    /// What the output's `ce_id` is derived from, when the handler names it (e.g. an order id and
+    /// version, so the same order has one id whether it was enriched at once or re-driven later).
+    /// Unset, the id derives from the input record and the output's position among its outputs.
+    public var idSeed: String?
 
     /// Makes an output.
-    public init(topic: String, key: String?, value: Data, type: String, headers: [KafkaHeader] = []) {
+    public init(
+        topic: String, key: String?, value: Data, type: String, headers: [KafkaHeader] = [], idSeed: String? = nil
+    ) {
         self.topic = topic
         self.key = key
         self.value = value
         self.type = type
         self.headers = headers
+        self.idSeed = idSeed
     }
 }
 
@@ -72,6 +79,8 @@ public struct HandlerContext: Sendable {
     public var attempt: Int
     /// The record's partition state, for a stateful worker.
     public var state: PartitionState?
+    /// The worker's reference tables (`WorkerDefinition.tables`), kept whole on every instance.
+    public var tables: ReferenceTables = ReferenceTables(tables: [:])
 }
 
 /// Turns one input record into output records. Throw `RecordRejected` for a record that can
@@ -83,10 +92,20 @@ public protocol RecordHandler: Sendable {
     /// A timer the handler scheduled (`PartitionState.schedule`) is due. Its outputs and state
     /// changes commit like a record's. Default: nothing.
     func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord]
+
+    /// Keys of reference tables changed (per table name), or — when `changes` is nil — anything may
+    /// have changed: the partition was just assigned, or work since the last commit was rolled
+    /// back. Called once per assigned partition of a stateful worker, through the same
+    /// transactional path as records; give outputs an `idSeed`. Default: nothing.
+    func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws -> [OutputRecord]
 }
 
 extension RecordHandler {
     public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] { [] }
+
+    public func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws
+        -> [OutputRecord]
+    { [] }
 }
 
 /// A record that can never be processed as it is: the runtime sends it to the DLQ with this reason.
@@ -126,11 +145,14 @@ public struct WorkerDefinition: Sendable {
     /// Whether the worker keeps durable state per input partition (SQLite + changelog topic).
     /// A stateful worker reads one input topic.
     public var isStateful: Bool
+    /// Compacted topics every instance keeps whole in local SQLite (`ReferenceTable`), loaded
+    /// before the first record is handled.
+    public var tables: [TopicDeclaration]
 
     /// Defines a worker.
     public init(
         name: String, inputs: [TopicDeclaration], outputs: [TopicDeclaration], handler: any RecordHandler,
-        isStateful: Bool = false
+        isStateful: Bool = false, tables: [TopicDeclaration] = []
     ) {
         precondition(!isStateful || inputs.count == 1, "a stateful worker reads one input topic")
         self.name = name
@@ -138,6 +160,7 @@ public struct WorkerDefinition: Sendable {
         self.outputs = outputs
         self.handler = handler
         self.isStateful = isStateful
+        self.tables = tables
     }
 
     /// The compacted topic its state changes go to: `<worker>.changelog`, partitioned like its input.
@@ -148,7 +171,7 @@ public struct WorkerDefinition: Sendable {
 
     /// Every topic the worker needs, the DLQ included.
     public var declaredTopics: [TopicDeclaration] {
-        var topics = inputs + outputs
+        var topics = inputs + tables + outputs
         if !topics.contains(where: { $0.name == StandardTopics.dlq.name }) { topics.append(StandardTopics.dlq) }
         if let changelog { topics.append(changelog) }
         return topics

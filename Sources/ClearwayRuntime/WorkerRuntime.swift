@@ -71,6 +71,12 @@ final class ProcessingLoop: @unchecked Sendable {
     private var states: [Int32: PartitionState] = [:]
     private var firedTimers: Set<String> = []
 
+    // Reference tables, and the partitions whose handler must hear "anything may have changed".
+    private let tables: ReferenceTables
+    private let tableReaders: [ReferenceTableReader]
+    private var tableTails: [Task<Void, Never>] = []
+    private var sweepPending: Set<Int32> = []
+
     private struct PendingRetry {
         var offset: Int64
         var attempt: Int
@@ -103,6 +109,15 @@ final class ProcessingLoop: @unchecked Sendable {
         ) { _, given in given }
         consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: runtime.logger)
         producer = try Self.makeProducer(runtime: runtime)
+        let tableDirectory = (configuration.stateDirectory as NSString).appendingPathComponent("tables")
+        tableReaders = try runtime.definition.tables.map { declaration in
+            try ReferenceTableReader(
+                table: ReferenceTable(name: declaration.name, directory: tableDirectory),
+                topic: configuration.topicPrefix + declaration.name, configuration: configuration,
+                worker: runtime.definition.name, logger: runtime.logger)
+        }
+        tables = ReferenceTables(
+            tables: Dictionary(uniqueKeysWithValues: tableReaders.map { ($0.table.name, $0.table) }))
     }
 
     private static func makeProducer(runtime: WorkerRuntime) throws -> KafkaProducer {
@@ -119,6 +134,26 @@ final class ProcessingLoop: @unchecked Sendable {
     func requestStop() { stopRequested.set() }
 
     func start() async throws {
+        if !tableReaders.isEmpty {
+            // Records are handled against complete reference tables, as Kafka Streams bootstraps
+            // its global tables before processing.
+            runtime.health.restoring(true)
+            defer { runtime.health.restoring(false) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for reader in tableReaders { group.addTask { try await reader.load() } }
+                try await group.waitForAll()
+            }
+            let logger = self.logger
+            tableTails = tableReaders.map { reader in
+                Task {
+                    do { try await reader.tail() } catch {
+                        logger.error(
+                            "reference table reader failed",
+                            metadata: ["table": "\(reader.table.name)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
         if transactional { try await producer.initTransactions() }
         try consumer.subscribe(topics: runtime.definition.inputs.map { prefix + $0.name })
         logger.info(
@@ -138,7 +173,10 @@ final class ProcessingLoop: @unchecked Sendable {
                     try await handle(event)
                 }
                 try await resumeDueRetries()
-                if runtime.definition.isStateful { try await fireDueTimers() }
+                if runtime.definition.isStateful {
+                    try await fireDueTimers()
+                    try await deliverTableChanges()
+                }
                 if uncommittedRecords >= configuration.maximumBatch
                     || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
                 {
@@ -149,7 +187,9 @@ final class ProcessingLoop: @unchecked Sendable {
             // Graceful stop: finish what is in flight, commit it, leave the group.
             try await commit()
             try await consumer.close()
+            await stopTables()
         } catch {
+            await stopTables()
             // A loop that fails still stops its producer's thread before the error goes up.
             await producer.shutdown(timeout: .seconds(1))
             throw error
@@ -164,7 +204,10 @@ final class ProcessingLoop: @unchecked Sendable {
             try await process(record)
         case .partitionsAssigned(let partitions):
             metrics.rebalances.increment()
-            if runtime.definition.isStateful { try await openStores(for: partitions) }
+            if runtime.definition.isStateful {
+                try await openStores(for: partitions)
+                if !tableReaders.isEmpty { sweepPending.formUnion(partitions.map(\.partition)) }
+            }
             runtime.health.assigned(partitions)
         case .partitionsRevoked(let revocation):
             metrics.rebalances.increment()
@@ -176,6 +219,7 @@ final class ProcessingLoop: @unchecked Sendable {
             for partition in revocation.partitions {
                 retries[partition] = nil
                 states[partition.partition] = nil
+                sweepPending.remove(partition.partition)
             }
             runtime.health.revoked(revocation.partitions)
             revocation.acknowledge()
@@ -203,7 +247,7 @@ final class ProcessingLoop: @unchecked Sendable {
         let state = states[record.partition]
         let context = HandlerContext(
             worker: runtime.definition.name, topicPrefix: prefix, inputTopic: inputTopic, attempt: attempt,
-            state: state)
+            state: state, tables: tables)
         let started = ContinuousClock.now
         let outputs: [OutputRecord]
         let before = (state?.pending, state?.pendingTimers)
@@ -261,7 +305,10 @@ final class ProcessingLoop: @unchecked Sendable {
         let time = headerCache.time(Date())
         let trace = traceparent.map { KafkaHeader(name: "traceparent", string: $0) }
         for (index, output) in outputs.enumerated() {
-            var headers = [KafkaHeader(name: "ce_id", string: id(index, output.type)), headerCache.type(output.type)]
+            let ceID =
+                output.idSeed.map { CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type) }
+                ?? id(index, output.type)
+            var headers = [KafkaHeader(name: "ce_id", string: ceID), headerCache.type(output.type)]
             headers += headerCache.constant
             headers.append(time)
             if let trace { headers.append(trace) }
@@ -524,7 +571,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 try await beginIfNeeded()
                 let context = HandlerContext(
                     worker: runtime.definition.name, topicPrefix: prefix,
-                    inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state)
+                    inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
                 let outputs = try await runtime.definition.handler.timerFired(
                     key: key, payload: payload, context: context)
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
@@ -537,6 +584,35 @@ final class ProcessingLoop: @unchecked Sendable {
                 uncommittedRecords += 1
             }
         }
+    }
+
+    /// Tells the handler which reference-table keys changed, once per assigned partition, in the
+    /// current transaction; a partition just assigned or rolled back hears "anything may have".
+    private func deliverTableChanges() async throws {
+        guard !tableReaders.isEmpty else { return }
+        let changes = tables.drainChanges()
+        guard !changes.isEmpty || !sweepPending.isEmpty else { return }
+        for (partition, state) in states.sorted(by: { $0.key < $1.key }) {
+            let sweep = sweepPending.contains(partition)
+            guard sweep || !changes.isEmpty else { continue }
+            try await beginIfNeeded()
+            let context = HandlerContext(
+                worker: runtime.definition.name, topicPrefix: prefix,
+                inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
+            let outputs = try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context)
+            try await emit(outputs, traceparent: nil) { index, type in
+                CloudEvents.id(worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type)
+            }
+            if uncommittedRecords == 0 { batchStarted = .now }
+            uncommittedRecords += 1
+        }
+        sweepPending = []
+    }
+
+    private func stopTables() async {
+        for task in tableTails { task.cancel() }
+        for reader in tableReaders { await reader.close() }
+        tableTails = []
     }
 
     private func abortAndRewind(reason: String) async throws {
@@ -562,6 +638,8 @@ final class ProcessingLoop: @unchecked Sendable {
         retries = [:]
         firedTimers = []
         for state in states.values { state.discard() }
+        // Table changes heard since the last commit were rolled back with it.
+        if !tableReaders.isEmpty { sweepPending.formUnion(states.keys) }
         let assigned = try consumer.assignment()
         guard !assigned.isEmpty else { return }
         let committed = try await consumer.committed(assigned)

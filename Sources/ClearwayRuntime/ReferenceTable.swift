@@ -1,0 +1,237 @@
+import ClearwayKafka
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// A compacted topic every instance of a worker keeps whole, in local SQLite: the latest value
+/// per key, a tombstone deletes (Kafka Streams calls this a global table). Read from the start on
+/// the first run, from the stored positions after a restart, and tailed while the worker runs;
+/// a handler reads it without a network call, and hears which keys changed
+/// (`RecordHandler.tablesChanged`).
+///
+/// The table is a cache of its topic, not state of the worker: it is never committed with the
+/// worker's outputs, and deleting the file only costs a re-read.
+public final class ReferenceTable: Sendable {
+    /// The topic's name without the deployment's prefix, e.g. `catalog.v1`.
+    public let name: String
+    private let database: DatabasePool
+    private let cache = Mutex<[String: Data]>([:])
+    private let changed = Mutex<Set<String>>([])
+    private let loaded = Mutex(false)
+    private static let cacheLimit = 50_000
+
+    init(name: String, directory: String) throws {
+        self.name = name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        database = try DatabasePool(path: (directory as NSString).appendingPathComponent("\(name).sqlite"))
+        var migrator = DatabaseMigrator()
+        // Migrations are never edited once shipped; add new ones.
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "entry") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .blob).notNull()
+            }
+            try db.create(table: "position") { table in
+                table.primaryKey("partition", .integer)
+                table.column("nextOffset", .integer).notNull()
+            }
+        }
+        try migrator.migrate(database)
+    }
+
+    /// The current value of a key, or nil (never published, or retired by a tombstone).
+    public func value(_ key: String) throws -> Data? {
+        if let hit = cache.withLock({ $0[key] }) { return hit }
+        let value = try database.read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM entry WHERE key = ?", arguments: [key])
+        }
+        if let value {
+            cache.withLock { cache in
+                if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+                cache[key] = value
+            }
+        }
+        return value
+    }
+
+    /// How many keys the table holds.
+    public func count() throws -> Int {
+        try database.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM entry") ?? 0 }
+    }
+
+    /// Whether the first read reached the end of every partition as it was at start.
+    public var isLoaded: Bool { loaded.withLock { $0 } }
+
+    func markLoaded() { loaded.withLock { $0 = true } }
+
+    /// The next offset to read per partition, as stored with the data.
+    func positions() throws -> [Int32: Int64] {
+        try database.read { db in
+            Dictionary(
+                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT partition, nextOffset FROM position").map {
+                    (Int32($0["partition"] as Int64), $0["nextOffset"] as Int64)
+                })
+        }
+    }
+
+    /// Applies a batch of records and the positions they bring the partitions to, in one
+    /// SQLite transaction, then reports their keys as changed.
+    func apply(_ records: [(key: String, value: Data?)], positions: [Int32: Int64]) throws {
+        try database.write { db in
+            for record in records {
+                if let value = record.value {
+                    try db.execute(
+                        sql:
+                            "INSERT INTO entry (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        arguments: [record.key, value])
+                } else {
+                    try db.execute(sql: "DELETE FROM entry WHERE key = ?", arguments: [record.key])
+                }
+            }
+            for (partition, offset) in positions {
+                try db.execute(
+                    sql:
+                        "INSERT INTO position (partition, nextOffset) VALUES (?, ?) ON CONFLICT(partition) DO UPDATE SET nextOffset = excluded.nextOffset",
+                    arguments: [Int64(partition), offset])
+            }
+        }
+        let keys = records.map(\.key)
+        cache.withLock { cache in
+            for key in keys { cache[key] = nil }
+        }
+        changed.withLock { $0.formUnion(keys) }
+    }
+
+    /// The keys changed since the last call.
+    func drainChanges() -> Set<String> {
+        changed.withLock { changed in
+            defer { changed = [] }
+            return changed
+        }
+    }
+}
+
+/// The reference tables a worker reads, by topic name without the prefix.
+public struct ReferenceTables: Sendable {
+    let tables: [String: ReferenceTable]
+
+    /// A table by its topic name (e.g. `catalog.v1`), or nil when the worker declared no such table.
+    public subscript(_ name: String) -> ReferenceTable? { tables[name] }
+
+    /// Whether every table finished its first read.
+    public var areLoaded: Bool { tables.values.allSatisfy(\.isLoaded) }
+
+    /// The keys changed since the last call, per table; empty when nothing changed.
+    func drainChanges() -> [String: Set<String>] {
+        var changes: [String: Set<String>] = [:]
+        for (name, table) in tables {
+            let keys = table.drainChanges()
+            if !keys.isEmpty { changes[name] = keys }
+        }
+        return changes
+    }
+}
+
+/// Reads one reference table's topic into its SQLite file: every partition, assigned (no group,
+/// no commits), from the stored positions; then tails it until stopped.
+final class ReferenceTableReader: Sendable {
+    let table: ReferenceTable
+    private let consumer: KafkaConsumer
+    private let topic: String
+    private let logger: Logger
+
+    init(table: ReferenceTable, topic: String, configuration: WorkerConfiguration, worker: String, logger: Logger)
+        throws
+    {
+        self.table = table
+        self.topic = topic
+        self.logger = logger
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            groupID: "\(worker)-table-\(configuration.instanceID)", bootstrapServers: configuration.bootstrapServers)
+        consumerConfiguration.emitEndOfPartition = true
+        consumerConfiguration.properties = configuration.kafkaProperties
+        consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+    }
+
+    /// Reads until the end of every partition as it is now (the first load), then returns; the
+    /// rest of the topic is read by `tail()`.
+    func load() async throws {
+        guard let description = try await consumer.describeTopic(topic) else {
+            throw ConfigurationError("the reference table topic \(topic) does not exist; run `clearway topics apply`")
+        }
+        let stored = try table.positions()
+        let partitions = description.partitions.map(\.id)
+        try consumer.assign(
+            partitions.map {
+                TopicPartitionOffset(topic: topic, partition: $0, offset: stored[$0] ?? TopicPartitionOffset.beginning)
+            })
+        var remaining = Set(partitions)
+        var records = 0
+        let started = ContinuousClock.now
+        var lastReport = started
+        while !remaining.isEmpty {
+            guard let events = try await consumer.poll() else { return }
+            let (applied, ended) = try apply(events)
+            records += applied
+            remaining.subtract(ended)
+            if ContinuousClock.now - lastReport >= .seconds(5) {
+                lastReport = .now
+                logger.info(
+                    "loading reference table",
+                    metadata: ["table": "\(table.name)", "records": "\(records)"])
+            }
+        }
+        table.markLoaded()
+        let keys = try table.count()
+        logger.info(
+            "reference table loaded",
+            metadata: [
+                "table": "\(table.name)", "records": "\(records)", "keys": "\(keys)",
+                "duration": "\(ContinuousClock.now - started)",
+            ])
+    }
+
+    /// Applies what arrives until the task is cancelled or the consumer closes.
+    func tail() async throws {
+        while !Task.isCancelled {
+            guard let events = try await consumer.poll() else { return }
+            _ = try apply(events)
+        }
+    }
+
+    func close() async {
+        try? await consumer.close()
+    }
+
+    /// Applies one poll's records; returns how many, and the partitions that reached their end.
+    private func apply(_ events: [KafkaConsumerEvent]) throws -> (Int, [Int32]) {
+        var records: [(key: String, value: Data?)] = []
+        var positions: [Int32: Int64] = [:]
+        var ended: [Int32] = []
+        for event in events {
+            switch event {
+            case .record(let record):
+                positions[record.partition] = record.offset + 1
+                guard let key = record.keyString else {
+                    logger.warning(
+                        "reference record without a key ignored",
+                        metadata: [
+                            "table": "\(table.name)", "kafka.partition": "\(record.partition)",
+                            "kafka.offset": "\(record.offset)",
+                        ])
+                    continue
+                }
+                records.append((key, record.isTombstone ? nil : record.value))
+            case .endOfPartition(let partition):
+                ended.append(partition.partition)
+            case .error(let error):
+                logger.warning("reference table consumer error", metadata: ["kafka.error": "\(error)"])
+            default:
+                continue
+            }
+        }
+        if !records.isEmpty || !positions.isEmpty { try table.apply(records, positions: positions) }
+        return (records.count, ended)
+    }
+}
