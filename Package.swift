@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "clearway", targets: ["ClearwayCLI"]),
         .executable(name: "clearway-bench", targets: ["ClearwayBench"]),
         .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
+        .executable(name: "enricher", targets: ["Enricher"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -56,6 +57,13 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources")]
         ),
+        // The workers' handlers: the domain rules on the runtime.
+        .target(
+            name: "ClearwayWorkers",
+            dependencies: ["ClearwayDomain", "ClearwayRuntime", "ClearwayKafka"]
+        ),
+        // One executable per worker.
+        .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
         // The `clearway` command-line tool.
         .executableTarget(
             name: "ClearwayCLI",
@@ -92,6 +100,12 @@ let package = Package(
             dependencies: [
                 "ClearwayRuntime", "ClearwayKafka", "ClearwayTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "ClearwayWorkersTests",
+            dependencies: [
+                "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka", "ClearwayTestSupport",
             ]
         ),
         .testTarget(

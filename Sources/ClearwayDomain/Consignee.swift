@@ -85,6 +85,12 @@ public struct ConsigneeKeySecret: Sendable {
 public struct ConsigneeKeys: Hashable, Sendable, Codable {
     public var consigneeKey: String
     public var addressKey: String
+
+    /// Keys as computed earlier (read back from state or a record).
+    public init(consigneeKey: String, addressKey: String) {
+        self.consigneeKey = consigneeKey
+        self.addressKey = addressKey
+    }
 }
 
 /// USPS Publication 28 normalization.

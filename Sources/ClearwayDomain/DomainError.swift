@@ -23,6 +23,7 @@ public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let noPolicyInForce = Code("no-policy-in-force")
         public static let unknownPort = Code("unknown-port")
         public static let invalidDate = Code("invalid-date")
+        public static let invalidOrder = Code("invalid-order")
     }
 
     /// What kind of problem this is.

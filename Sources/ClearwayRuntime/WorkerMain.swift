@@ -15,6 +15,21 @@ public enum WorkerMain {
         environment processEnvironment: [String: String] = ProcessInfo.processInfo.environment,
         arguments: [String] = Array(CommandLine.arguments.dropFirst())
     ) async {
+        await run(
+            name: definition.name, defaultHTTPPort: defaultHTTPPort, environment: processEnvironment,
+            arguments: arguments
+        ) { _ in definition }
+    }
+
+    /// Runs a worker whose definition depends on its configuration (files, secrets): `define`
+    /// gets the environment with the command-line flags applied; its errors end the process with
+    /// 1 and the message, like any configuration error.
+    public static func run(
+        name: String, defaultHTTPPort: Int,
+        environment processEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        define: ([String: String]) throws -> WorkerDefinition
+    ) async {
         let environment: [String: String]
         do {
             environment = try WorkerOptions.parse(arguments).overlay(on: processEnvironment)
@@ -27,8 +42,9 @@ public enum WorkerMain {
                 environment["CLEARWAY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
             return handler
         }
-        let logger = Logger(label: "clearway.\(definition.name)")
+        let logger = Logger(label: "clearway.\(name)")
         do {
+            let definition = try define(environment)
             let configuration = try WorkerConfiguration.fromEnvironment(
                 worker: definition.name, httpPort: defaultHTTPPort, environment: environment)
             let registry = PrometheusCollectorRegistry()
@@ -51,7 +67,7 @@ public enum WorkerMain {
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             logger.critical("worker failed", metadata: ["error": "\(error)"])
-            FileHandle.standardError.write(Data("\(definition.name): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
             exit(1)
         }
     }
