@@ -107,11 +107,12 @@ public final class KafkaProducer: Sendable {
         }
         let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
         let opaque = Deliveries.opaque(id: id, awaited: awaited)
-        return record.value.withUnsafeBytes { value in
+        return withOptionalBytes(record.isTombstone ? nil : record.value) { value in
             withOptionalBytes(record.key) { key in
                 clearway_produce(
                     client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
-                    key?.baseAddress, key?.count ?? 0, value.baseAddress, value.count, headers, opaque, timestamp)
+                    key?.baseAddress, key?.count ?? 0, value.map { $0.baseAddress ?? emptyPayload }, value?.count ?? 0,
+                    headers, opaque, timestamp)
             }
         }
     }
@@ -220,6 +221,11 @@ public struct ConsumerGroupMetadata: Sendable {
 }
 
 /// Lends the bytes of optional data (a nil pointer for `nil`).
+/// Where an empty, non-null value points: librdkafka reads a null pointer as a null value (a
+/// tombstone), so an empty value needs an address of its own.
+private nonisolated(unsafe) let emptyPayload = UnsafeRawPointer(
+    UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1))
+
 private func withOptionalBytes<T>(_ data: Data?, _ body: (UnsafeRawBufferPointer?) -> T) -> T {
     guard let data else { return body(nil) }
     return data.withUnsafeBytes { body($0) }

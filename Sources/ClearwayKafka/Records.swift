@@ -43,6 +43,18 @@ public struct ProducerRecord: Sendable {
     public var headers: [KafkaHeader]
     /// The record's timestamp, or `nil` for the time of sending.
     public var timestamp: Date?
+    /// Sent with a null value (`value` is ignored): on a compacted topic, the key's deletion.
+    public var isTombstone = false
+
+    /// A tombstone: a record with a key and a null value, which deletes the key from a compacted
+    /// topic (an empty value is a value, not a deletion).
+    public static func tombstone(
+        topic: String, partition: Int32? = nil, key: Data, headers: [KafkaHeader] = []
+    ) -> ProducerRecord {
+        var record = ProducerRecord(topic: topic, partition: partition, key: key, value: Data(), headers: headers)
+        record.isTombstone = true
+        return record
+    }
 
     /// Makes a record.
     public init(

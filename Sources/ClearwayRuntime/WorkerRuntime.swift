@@ -355,10 +355,10 @@ final class ProcessingLoop: @unchecked Sendable {
                 KafkaHeader(name: "dlq.error.message", string: message),
                 KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
             ]
-        try await producer.send(
-            ProducerRecord(
-                topic: prefix + StandardTopics.dlq.name, key: record.key,
-                value: record.isTombstone ? Data() : record.value, headers: headers))
+        var dead = ProducerRecord(
+            topic: prefix + StandardTopics.dlq.name, key: record.key, value: record.value, headers: headers)
+        dead.isTombstone = record.isTombstone
+        try await producer.send(dead)
     }
 
     // MARK: Retries
@@ -465,11 +465,13 @@ final class ProcessingLoop: @unchecked Sendable {
             let offset = try position(of: partition, state) ?? 0
             for (key, change) in state.changes {
                 let record = change.changelogRecord(key: key)
+                let topic = prefix + changelog.name
+                let key = Data(utf8: record.key)
+                let headers = [KafkaHeader(name: "clearway.input.offset", string: String(offset))]
                 try await producer.send(
-                    ProducerRecord(
-                        topic: prefix + changelog.name, partition: partition, key: Data(utf8: record.key),
-                        value: record.value ?? Data(),
-                        headers: [KafkaHeader(name: "clearway.input.offset", string: String(offset))]))
+                    record.value.map {
+                        ProducerRecord(topic: topic, partition: partition, key: key, value: $0, headers: headers)
+                    } ?? .tombstone(topic: topic, partition: partition, key: key, headers: headers))
             }
         }
     }
@@ -533,7 +535,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 let offset = record.headers.first(named: "clearway.input.offset").flatMap { Int64($0) } ?? Int64.max
                 guard offset <= committed, let key = record.keyString,
                     let change = StateChange.fromChangelog(
-                        key: key, value: record.isTombstone || record.value.isEmpty ? nil : record.value)
+                        key: key, value: record.isTombstone ? nil : record.value)
                 else { continue }
                 batch.append(change)
                 if batch.count >= 10_000 {

@@ -5,6 +5,22 @@ import Testing
 
 @Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
 struct ProducerConsumerTests {
+    @Test func aTombstoneIsANullValueAndAnEmptyValueIsNot() async throws {
+        let topic = Broker.uniqueTopic("tombstone")
+        try await Broker.createTopic(topic, partitions: 1)
+        let producer = try Broker.producer()
+        try await producer.sendAndWait(.tombstone(topic: topic, key: Data("gone".utf8)))
+        try await producer.sendAndWait(ProducerRecord(topic: topic, key: "empty", value: Data()))
+        await producer.shutdown()
+        let consumer = try Broker.consumer(group: Broker.uniqueTopic("tombstone-group"))
+        try consumer.assign([TopicPartitionOffset(topic: topic, partition: 0, offset: TopicPartitionOffset.beginning)])
+        let records = try await collect(consumer, count: 2)
+        #expect(records.map(\.keyString) == ["gone", "empty"])
+        #expect(records.map(\.isTombstone) == [true, false])
+        #expect(records.allSatisfy { $0.value.isEmpty })
+        try await consumer.close()
+    }
+
     @Test func recordsRoundTripWithKeysAndHeaders() async throws {
         let topic = Broker.uniqueTopic("roundtrip")
         try await Broker.createTopic(topic, partitions: 3)

@@ -59,6 +59,7 @@ public enum Broker {
 /// A test's set-up could not be made (not a failure of what the test checks).
 public struct SetupFailure: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 public struct TimedOut: Error, CustomStringConvertible {
