@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
-                "ClearwayKafka",
+                "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers", "ClearwayDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -9,6 +9,18 @@ public struct CatalogItem: Hashable, Sendable, Codable {
         public var city: String?
         public var country: String?
         public var province: String?
+
+        /// Makes a manufacturer; `country` defaults to the SKU's origin when the MID is built.
+        public init(
+            name: String? = nil, street: String? = nil, city: String? = nil, country: String? = nil,
+            province: String? = nil
+        ) {
+            self.name = name
+            self.street = street
+            self.city = city
+            self.country = country
+            self.province = province
+        }
     }
 
     public var sku: String

@@ -148,7 +148,8 @@ final class ReferenceTableReader: Sendable {
         self.topic = topic
         self.logger = logger
         var consumerConfiguration = KafkaConsumerConfiguration(
-            groupID: "\(worker)-table-\(configuration.instanceID)", bootstrapServers: configuration.bootstrapServers)
+            groupID: "\(configuration.transactionalID(worker: worker))-table",
+            bootstrapServers: configuration.bootstrapServers)
         consumerConfiguration.emitEndOfPartition = true
         consumerConfiguration.properties = configuration.kafkaProperties
         consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)

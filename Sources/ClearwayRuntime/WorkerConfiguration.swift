@@ -143,6 +143,13 @@ public struct WorkerConfiguration: Sendable {
         }
     }
 
+    /// A worker's consumer group: `<prefix><worker>`, so deployments with their own topic prefix
+    /// on one cluster never share a group (or, with `transactionalID`, fence each other).
+    public func groupID(worker: String) -> String { topicPrefix + worker }
+
+    /// A worker instance's transactional id: `<prefix><worker>-<instanceID>`.
+    public func transactionalID(worker: String) -> String { "\(topicPrefix)\(worker)-\(instanceID)" }
+
     /// The full topic name of a declared topic.
     public func topicName(_ logical: String) -> String { topicPrefix + logical }
 }

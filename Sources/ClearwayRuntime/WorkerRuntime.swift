@@ -93,10 +93,11 @@ final class ProcessingLoop: @unchecked Sendable {
         prefix = configuration.topicPrefix
         transactional = configuration.delivery == .exactlyOnce
         var consumerConfiguration = KafkaConsumerConfiguration(
-            groupID: runtime.definition.name, bootstrapServers: configuration.bootstrapServers)
+            groupID: configuration.groupID(worker: runtime.definition.name),
+            bootstrapServers: configuration.bootstrapServers)
         consumerConfiguration.clientID = "\(runtime.definition.name)-\(configuration.instanceID)"
         if configuration.staticMembership {
-            consumerConfiguration.groupInstanceID = "\(runtime.definition.name)-\(configuration.instanceID)"
+            consumerConfiguration.groupInstanceID = configuration.transactionalID(worker: runtime.definition.name)
         }
         consumerConfiguration.sessionTimeout = configuration.sessionTimeout
         consumerConfiguration.statisticsInterval = .seconds(5)
@@ -125,7 +126,7 @@ final class ProcessingLoop: @unchecked Sendable {
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.bootstrapServers)
         producerConfiguration.clientID = "\(runtime.definition.name)-\(configuration.instanceID)"
         if configuration.delivery == .exactlyOnce {
-            producerConfiguration.transactionalID = "\(runtime.definition.name)-\(configuration.instanceID)"
+            producerConfiguration.transactionalID = configuration.transactionalID(worker: runtime.definition.name)
         }
         producerConfiguration.properties = configuration.kafkaProperties
         return try KafkaProducer(configuration: producerConfiguration, logger: runtime.logger)
@@ -516,7 +517,8 @@ final class ProcessingLoop: @unchecked Sendable {
         let started = ContinuousClock.now
         try store.reset()
         var configuration = KafkaConsumerConfiguration(
-            groupID: "\(runtime.definition.name)-restore", bootstrapServers: self.configuration.bootstrapServers)
+            groupID: self.configuration.groupID(worker: runtime.definition.name) + "-restore",
+            bootstrapServers: self.configuration.bootstrapServers)
         configuration.emitEndOfPartition = true
         configuration.properties = self.configuration.kafkaProperties
         let reader = try KafkaConsumer(configuration: configuration, logger: logger)

@@ -158,7 +158,7 @@ struct WorkerRuntimeTests {
         #expect(clock.now - start < .seconds(8))
 
         var configuration = KafkaConsumerConfiguration(
-            groupID: deployment.name, bootstrapServers: Broker.bootstrapServers)
+            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
         configuration.sessionTimeout = .seconds(6)
         let probe = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
         let committed = try await probe.committed([
@@ -175,7 +175,7 @@ struct WorkerRuntimeTests {
         try await deployment.produce((0..<count).map { ("k\($0 % 101)", String($0), []) })
         let inputs = (0..<6).map { TopicPartition(topic: deployment.input, partition: $0) }
         var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.name, bootstrapServers: Broker.bootstrapServers)
+            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
         probeConfiguration.sessionTimeout = .seconds(6)
         let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
         @Sendable func committed() async throws -> Int64 {
@@ -222,7 +222,7 @@ struct WorkerRuntimeTests {
                 "CLEARWAY_MAX_BATCH": "200", "CLEARWAY_TEST_DELAY_US": "1000", "CLEARWAY_STATIC_MEMBERSHIP": "true",
             ])
         var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.name, bootstrapServers: Broker.bootstrapServers)
+            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
         probeConfiguration.sessionTimeout = .seconds(6)
         let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
         let inputs = (0..<4).map { TopicPartition(topic: deployment.input, partition: $0) }

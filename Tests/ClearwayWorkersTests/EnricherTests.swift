@@ -160,9 +160,16 @@ struct EnricherTests {
         @Sendable func exceptions(_ id: String, _ seen: ConsumerProbe.Seen) -> [ConsumerRecord] {
             records("orders.exceptions.v1", seen).filter { $0.json["orderId"] as? String == id }
         }
-        try await watch.wait("the first wave", limit: .seconds(60)) { seen in
-            enriched("O-9", seen).count == 1 && exceptions("O-8", seen).count == 1
-                && records("dlq.v1", seen).count == 1 && enriched("O-5", seen).count == 2
+        do {
+            try await watch.wait("the first wave", limit: .seconds(60)) { seen in
+                enriched("O-9", seen).count == 1 && exceptions("O-8", seen).count == 1
+                    && records("dlq.v1", seen).count == 1 && enriched("O-5", seen).count == 2
+            }
+        } catch {
+            let seen = watch.seen.withLock { $0 }
+            Issue.record(
+                "seen: \(seen.records.map { "\($0.topic) \(String(decoding: $0.value.prefix(60), as: UTF8.self))" })")
+            throw error
         }
         var seen = watch.seen.withLock { $0 }
 
@@ -237,6 +244,57 @@ struct EnricherTests {
         let ids = (records("orders.enriched.v1", seen) + records("orders.exceptions.v1", seen)).compactMap(\.ceID)
         #expect(ids.count == records("orders.enriched.v1", seen).count + records("orders.exceptions.v1", seen).count)
         #expect(Set(ids).count == ids.count)
+    }
+
+    @Test func ordersBeforeTheirCatalogRecordsAreParkedAndFixesWhileDownApplyOnRestart() async throws {
+        let deployment = EnricherDeployment()
+        try await deployment.createTopics()
+        try await deployment.publish(
+            "orders.v1",
+            [
+                ("P-1", orderJSON("P-1", currency: "USD", lines: [("SKU-LATE", 2, "19.99")])),
+                ("P-2", orderJSON("P-2", currency: "USD", lines: [("SKU-LATER", 1, "5.00")])),
+            ])
+        let watch = try await deployment.watch(["orders.enriched.v1", "orders.exceptions.v1"])
+        @Sendable func outputs(_ topic: String, _ id: String, _ seen: ConsumerProbe.Seen) -> [ConsumerRecord] {
+            seen.records.filter { $0.topic == deployment.topic(topic) && $0.json["orderId"] as? String == id }
+        }
+        var (group, task) = deployment.start()
+        try await watch.wait("both orders parked", limit: .seconds(60)) { seen in
+            outputs("orders.exceptions.v1", "P-1", seen).count == 1
+                && outputs("orders.exceptions.v1", "P-2", seen).count == 1
+        }
+        #expect(
+            watch.seen.withLock { seen in
+                outputs("orders.exceptions.v1", "P-1", seen).first?.json["code"] as? String
+            } == "unknown-sku")
+
+        // While it runs: the catalog record re-drives the parked order.
+        try await deployment.publish("catalog.v1", [("SKU-LATE", catalogJSON("SKU-LATE"))])
+        try await watch.wait("P-1 re-driven") { outputs("orders.enriched.v1", "P-1", $0).count == 1 }
+
+        // While it is down: the fix waits in the topic, and the restarted enricher re-drives.
+        await group.triggerGracefulShutdown()
+        try await task.value
+        try await deployment.publish("catalog.v1", [("SKU-LATER", catalogJSON("SKU-LATER"))])
+        (group, task) = deployment.start()
+        try await watch.wait("P-2 re-driven after the restart", limit: .seconds(60)) {
+            outputs("orders.enriched.v1", "P-2", $0).count == 1
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+        let seen = watch.seen.withLock { $0 }
+        #expect(outputs("orders.enriched.v1", "P-1", seen).count == 1)
+        #expect(outputs("orders.enriched.v1", "P-1", seen).first?.json["valueUSD"] as? String == "39.98")
+        let enriched = seen.records.filter { $0.topic == deployment.topic("orders.enriched.v1") }.map(\.value)
+        #expect(try Schemas.problems(enriched, against: "orders.enriched.v1") == [])
+        // Nothing of the parked state is left behind.
+        let state = try (0..<StandardTopics.orders.partitions).map {
+            try StateInspector.snapshot(directory: deployment.stateDirectory, partition: $0)
+        }
+        #expect(state.flatMap(\.entries.keys).filter { $0.hasPrefix("parked/") || $0.hasPrefix("wait/") } == [])
+        #expect(state.flatMap(\.entries.keys).filter { $0.hasPrefix("order/") }.count == 2)
     }
 
     @Test func schemaCheckCatchesAnInvalidRecord() throws {

@@ -1,0 +1,81 @@
+import ArgumentParser
+import ClearwayKafka
+import Foundation
+import Logging
+
+/// `kcat -C … | kcat -P …` from the start of `input` to `output`, timed whole: the pass-through
+/// baseline every worker benchmark is measured against. Seconds.
+func kcatPipe(kcat: String, servers: String, input: String, output: String) throws -> Double {
+    let script =
+        "\(kcat) -b \(servers) -C -t \(input) -o beginning -e -q -K '\\t' -X enable.metrics.push=false "
+        + "| \(kcat) -b \(servers) -P -t \(output) -K '\\t' -X enable.idempotence=true -X linger.ms=5 -X compression.type=lz4 -X enable.metrics.push=false"
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = ["-o", "pipefail", "-c", script]
+    let clock = ContinuousClock()
+    let start = clock.now
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw ValidationError("the kcat pipe failed") }
+    return seconds(clock.now - start)
+}
+
+func seconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) + Double(attoseconds) / 1e18
+}
+
+/// Starts a worker process, times it from its group's first commit to the commit of `records`
+/// input records, samples its peak RSS, runs `afterwards` while it still runs, then stops it.
+func measureWorker(
+    executable: String, environment: [String: String], group: String, partitions: [TopicPartition], records: Int,
+    servers: [String], logger: Logger, afterwards: () async throws -> Void = {}
+) async throws -> (rate: Double, peakRSS: Int) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.environment = ProcessInfo.processInfo.environment.merging(
+        [
+            "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_HTTP_PORT": "0", "CLEARWAY_LOG_LEVEL": "warning",
+            // As deployed (README, Operations): glibc's default of eight malloc arenas per core
+            // multiplies resident memory for a process of mostly librdkafka threads.
+            "MALLOC_ARENA_MAX": "2",
+        ].merging(environment) { _, given in given }
+    ) { _, new in new }
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    defer { if process.isRunning { process.terminate() } }
+    var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: servers)
+    configuration.sessionTimeout = .seconds(6)
+    let probe = try KafkaConsumer(configuration: configuration, logger: logger)
+    func committed() async throws -> Int {
+        Int(try await probe.committed(partitions).map { max(0, $0.offset) }.reduce(0, +))
+    }
+    let clock = ContinuousClock()
+    var peak = 0
+    var first: (at: ContinuousClock.Instant, count: Int)?
+    let deadline = clock.now + .seconds(900)
+    while clock.now < deadline {
+        guard process.isRunning else { throw ValidationError("\(executable) exited (\(process.terminationStatus))") }
+        peak = max(peak, peakRSS(process.processIdentifier))
+        let done = try await committed()
+        if first == nil, done > 0 { first = (clock.now, done) }
+        if done >= records { break }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    let end = clock.now
+    peak = max(peak, peakRSS(process.processIdentifier))
+    try await afterwards()
+    process.terminate()
+    process.waitUntilExit()
+    guard let first else { throw ValidationError("\(executable) committed nothing") }
+    return (Double(records - first.count) / seconds(end - first.at), peak)
+}
+
+/// VmHWM of a process, in bytes.
+func peakRSS(_ pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+    return 0
+}

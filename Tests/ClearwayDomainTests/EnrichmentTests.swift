@@ -1,0 +1,114 @@
+import ClearwayDomain
+import Foundation
+import Testing
+
+struct EnrichmentTests {
+    let secret = try! ConsigneeKeySecret(text: "a-test-secret-of-16+-bytes")
+
+    func references(catalog: [CatalogItem], rates: [ExchangeRate] = []) throws -> EnrichmentReferences {
+        let items = Dictionary(uniqueKeysWithValues: catalog.map { ($0.sku, $0) })
+        return EnrichmentReferences(
+            catalogItem: { items[$0] },
+            rates: { currency, day in
+                let keys = Set(ExchangeRate.tableKeys(currency, day))
+                return rates.filter { keys.contains($0.tableKey) }
+            },
+            warehouses: try WarehouseDirectory.shipped(), secret: secret)
+    }
+
+    var consignee: Consignee {
+        Consignee(
+            name: "Ana Diaz", line1: "500 Harbor Dr", city: "San Diego", region: "CA", postalCode: "92101",
+            country: "US")
+    }
+
+    func item(_ sku: String, hts: String? = "6109.10.0012") -> CatalogItem {
+        CatalogItem(
+            sku: sku, hts: hts, originCountry: "MX", description: "tee",
+            manufacturer: .init(name: "Amalgamated Plastics Corp.", street: "11455 Main Street", city: "Tijuana"))
+    }
+
+    func order(
+        _ currency: String, shipDate: String = "2026-11-20", warehouse: String = "YYZ1", lines: [OrderEvent.Line]
+    )
+        -> OrderEvent
+    {
+        OrderEvent(
+            orderId: "T-1", type: .placed, version: 1, currency: currency, shipDate: shipDate, warehouse: warehouse,
+            consignee: consignee, lines: lines)
+    }
+
+    @Test func aDailyRateFivePercentOffTheQuarterlyRateApplies() throws {
+        // 19 CFR 159.34(b): the daily rate 0.80 differs from the quarterly 0.74 by 8.1%.
+        let rates = [
+            ExchangeRate(
+                currency: try CurrencyCode("CAD"), date: try Day("2026-10-01"), usdPerUnit: 0.74, kind: .quarterly),
+            ExchangeRate(
+                currency: try CurrencyCode("CAD"), date: try Day("2026-11-20"), usdPerUnit: 0.80, kind: .daily),
+        ]
+        let result = Enrichment.enrich(
+            order("CAD", lines: [.init(sku: "S", quantity: 3, unitPrice: "33.33")]),
+            references: try references(catalog: [item("S")], rates: rates))
+        guard case .enriched(let enriched) = result else { Issue.record("not enriched: \(result)"); return }
+        #expect(enriched.valueUSD == "79.99")  // 99.99 × 0.80 = 79.992
+        #expect(enriched.fx?.basis == "dailyVariance")
+        #expect(enriched.arrivalDay == "2026-11-21")  // Toronto → Buffalo, one day in transit
+        #expect(enriched.portOfEntry?.code == "0901")
+        #expect(enriched.lines?.first?.mid == "MXAMAPLA1145TIJ")
+        #expect(enriched.reasons.contains { $0.text.contains("159.34(b)") })
+    }
+
+    @Test func everyGapIsReportedWithWhatItWaitsOn() throws {
+        let result = Enrichment.enrich(
+            order(
+                "MXN", warehouse: "NOWHERE",
+                lines: [
+                    .init(sku: "UNKNOWN", quantity: 1, unitPrice: "10.00"),
+                    .init(sku: "SHORT", quantity: 1, unitPrice: "10.00"),
+                    .init(sku: "S", quantity: -1, unitPrice: "0"),
+                ]),
+            references: try references(catalog: [item("S"), item("SHORT", hts: "6109.10")]))
+        guard case .gaps(let gaps) = result else { Issue.record("enriched: \(result)"); return }
+        #expect(
+            gaps.map(\.code) == [
+                "unknown-warehouse", "unknown-sku", "invalid-hts", "non-positive-quantity", "non-positive-price",
+            ])
+        #expect(gaps.first { $0.code == "unknown-sku" }?.waitsOn == "catalog:UNKNOWN")
+        #expect(gaps.first { $0.code == "invalid-hts" }?.detail.contains("10") == true)
+        #expect(gaps.allSatisfy { !$0.fix.isEmpty })
+    }
+
+    @Test func aMissingRateIsAGapNeverAGuess() throws {
+        let result = Enrichment.enrich(
+            order("MXN", lines: [.init(sku: "S", quantity: 1, unitPrice: "100")]),
+            references: try references(catalog: [item("S")]))
+        #expect(
+            result
+                == .gaps([
+                    OrderGap(
+                        code: "missing-fx-rate",
+                        detail:
+                            "no MXN rate for 2026-11-20, the date of exportation (19 CFR 159.32); publish the certified daily or quarterly rate on the fx-rates topic",
+                        fix:
+                            "publish the certified MXN rate for 2026-11-20 (daily) or its quarter (quarterly) on fx-rates.v1",
+                        waitsOn: "fx:MXN")
+                ]))
+    }
+
+    @Test func anOrderMissingRequiredFieldsIsNamedPrecisely() {
+        #expect {
+            try OrderEvent.decode(Data(#"{"orderId":"A","type":"placed","version":1,"currency":"USD"}"#.utf8))
+        } throws: { error in
+            "\(error)".contains("shipDate, warehouse, consignee, lines")
+        }
+        #expect(throws: DomainError.self) {
+            try OrderEvent.decode(Data(#"{"orderId":"A","type":"shipped","version":1}"#.utf8))
+        }
+        #expect((try? OrderEvent.decode(Data(#"{"orderId":"A","type":"cancelled","version":2}"#.utf8)))?.version == 2)
+    }
+
+    @Test func rateKeysNameTheDayOrTheQuarter() throws {
+        let day = try Day("2026-11-20")
+        #expect(ExchangeRate.tableKeys(try CurrencyCode("MXN"), day) == ["MXN@2026-11-20", "MXN@2026-Q4"])
+    }
+}
