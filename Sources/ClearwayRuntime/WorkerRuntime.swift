@@ -75,6 +75,7 @@ final class ProcessingLoop: @unchecked Sendable {
     private let tables: ReferenceTables
     private let tableReaders: [ReferenceTableReader]
     private var tableTails: [Task<Void, Never>] = []
+    private let tableFailure = FailureBox()
     private var sweepPending: Set<Int32> = []
 
     private struct PendingRetry {
@@ -144,14 +145,12 @@ final class ProcessingLoop: @unchecked Sendable {
                 for reader in tableReaders { group.addTask { try await reader.load() } }
                 try await group.waitForAll()
             }
-            let logger = self.logger
+            let failure = tableFailure
             tableTails = tableReaders.map { reader in
                 Task {
-                    do { try await reader.tail() } catch {
-                        logger.error(
-                            "reference table reader failed",
-                            metadata: ["table": "\(reader.table.name)", "error": "\(error)"])
-                    }
+                    // A table that stops following its topic would go stale unseen: the loop
+                    // stops the worker instead, so it restarts (and re-reads from its positions).
+                    do { try await reader.tail() } catch { failure.set(error, table: reader.table.name) }
                 }
             }
         }
@@ -169,6 +168,7 @@ final class ProcessingLoop: @unchecked Sendable {
         do {
             while !stopRequested.isSet && !Task.isCancelled {
                 guard let events = try await consumer.poll() else { break }
+                if let failure = tableFailure.error { throw failure }
                 runtime.health.pollTurned()
                 for event in events {
                     try await handle(event)
@@ -667,6 +667,15 @@ final class ProcessingLoop: @unchecked Sendable {
         }
         runtime.health.lag(total)
     }
+}
+
+/// The first failure of a reference table's reader, for the processing loop to raise.
+final class FailureBox: Sendable {
+    private let value = Mutex<(any Error)?>(nil)
+    func set(_ error: any Error, table: String) {
+        value.withLock { $0 = $0 ?? ConfigurationError("the reference table \(table) stopped: \(error)") }
+    }
+    var error: (any Error)? { value.withLock { $0 } }
 }
 
 /// A flag one task sets and another reads.

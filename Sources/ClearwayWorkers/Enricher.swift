@@ -21,18 +21,25 @@ public struct EnricherHandler: RecordHandler {
 
     let warehouses: WarehouseDirectory
     let secret: ConsigneeKeySecret
+    /// How long an order is remembered after its last change (enriched or cancelled), for
+    /// duplicates, stale versions and cancellations; then it is forgotten, so state stays small.
+    let retention: Duration
 
-    public init(warehouses: WarehouseDirectory, secret: ConsigneeKeySecret) {
+    public init(warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400))
+    {
         self.warehouses = warehouses
         self.secret = secret
+        self.retention = retention
     }
 
     /// The worker: stateful (parked orders), with the catalog and the rates as reference tables.
-    public static func definition(warehouses: WarehouseDirectory, secret: ConsigneeKeySecret) -> WorkerDefinition {
+    public static func definition(
+        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400)
+    ) -> WorkerDefinition {
         WorkerDefinition(
             name: name, inputs: [StandardTopics.orders],
             outputs: [StandardTopics.ordersEnriched, StandardTopics.exceptions],
-            handler: EnricherHandler(warehouses: warehouses, secret: secret), isStateful: true,
+            handler: EnricherHandler(warehouses: warehouses, secret: secret, retention: retention), isStateful: true,
             tables: [StandardTopics.catalog, StandardTopics.fxRates])
     }
 
@@ -61,7 +68,14 @@ public struct EnricherHandler: RecordHandler {
                 throw ConfigurationError("CLEARWAY_WAREHOUSES (\(path)): \(error.message)")
             }
         }
-        return definition(warehouses: warehouses, secret: secret)
+        var retention = Duration.seconds(30 * 86_400)
+        if let text = environment["CLEARWAY_ENRICHER_RETENTION_DAYS"] {
+            guard let days = Int(text), days >= 1 else {
+                throw ConfigurationError("CLEARWAY_ENRICHER_RETENTION_DAYS must be a whole number of days, 1 or more")
+            }
+            retention = .seconds(days * 86_400)
+        }
+        return definition(warehouses: warehouses, secret: secret, retention: retention)
     }
 
     // MARK: Records
@@ -85,6 +99,18 @@ public struct EnricherHandler: RecordHandler {
         }
         var session = Session(handler: self, state: state, tables: context.tables)
         return try session.receive(order)
+    }
+
+    /// `forget/<orderId>`: the retention of a settled order ran out.
+    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
+        guard let state = context.state, key.hasPrefix("forget/") else { return [] }
+        let orderID = String(key.dropFirst("forget/".count))
+        if let data = try state.value("order/\(orderID)"),
+            let memory = try? JSONDecoder().decode(OrderMemory.self, from: data), memory.status != .parked
+        {
+            state.remove("order/\(orderID)")
+        }
+        return []
     }
 
     public func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws
@@ -302,6 +328,18 @@ struct Session {
 
     private func remember(_ orderID: String, _ memory: OrderMemory) throws {
         state.set("order/\(orderID)", try encoder.encode(memory))
+        if memory.status == .parked {
+            state.cancel(timer: "forget/\(orderID)")
+        } else {
+            state.schedule(timer: "forget/\(orderID)", at: Date() + handler.retention.timeInterval)
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }
 

@@ -295,6 +295,8 @@ struct EnricherTests {
         }
         #expect(state.flatMap(\.entries.keys).filter { $0.hasPrefix("parked/") || $0.hasPrefix("wait/") } == [])
         #expect(state.flatMap(\.entries.keys).filter { $0.hasPrefix("order/") }.count == 2)
+        // Settled orders are forgotten after the retention (30 days by default).
+        #expect(Set(state.flatMap(\.timers.keys)) == ["forget/P-1", "forget/P-2"])
     }
 
     @Test func schemaCheckCatchesAnInvalidRecord() throws {
