@@ -256,18 +256,34 @@ public struct EnrichedOrder: Codable, Hashable, Sendable {
     public var reasons: [DecisionReason]
 }
 
+/// A catalog record with its checks done once (HTS-10, origin, MID), however many order lines
+/// use it.
+public struct CatalogEntry: Sendable {
+    public let item: CatalogItem
+    let gaps: [OrderGap]
+    let hts: HTSCode?
+    let origin: CountryCode?
+    let mid: MID?
+
+    /// Checks an item.
+    public init(_ item: CatalogItem) {
+        self.item = item
+        (gaps, hts, origin, mid) = Enrichment.check(item)
+    }
+}
+
 /// The reference data an order is enriched from.
 public struct EnrichmentReferences: Sendable {
     /// The catalog record of a SKU, nil when the SKU is unknown or retired; throws
     /// `invalidReferenceData` for a record that cannot be read.
-    public var catalogItem: @Sendable (String) throws -> CatalogItem?
+    public var catalogItem: @Sendable (String) throws -> CatalogEntry?
     /// The certified rates that can apply to a currency on a date (`ExchangeRate.tableKeys`).
     public var rates: @Sendable (CurrencyCode, Day) throws -> [ExchangeRate]
     public var warehouses: WarehouseDirectory
     public var secret: ConsigneeKeySecret
 
     public init(
-        catalogItem: @escaping @Sendable (String) throws -> CatalogItem?,
+        catalogItem: @escaping @Sendable (String) throws -> CatalogEntry?,
         rates: @escaping @Sendable (CurrencyCode, Day) throws -> [ExchangeRate], warehouses: WarehouseDirectory,
         secret: ConsigneeKeySecret
     ) {
@@ -374,9 +390,9 @@ public enum Enrichment {
                             sku: line.sku, line: number))
                 }
             }
-            let item: CatalogItem?
+            let entry: CatalogEntry?
             do {
-                item = try references.catalogItem(line.sku)
+                entry = try references.catalogItem(line.sku)
             } catch {
                 gaps.append(
                     OrderGap(
@@ -386,7 +402,7 @@ public enum Enrichment {
                         waitsOn: "catalog:\(line.sku)"))
                 continue
             }
-            guard let item else {
+            guard let entry else {
                 gaps.append(
                     OrderGap(
                         code: "unknown-sku", detail: "SKU \(line.sku) (line \(number)) is not in the catalog",
@@ -394,10 +410,14 @@ public enum Enrichment {
                         sku: line.sku, line: number, waitsOn: "catalog:\(line.sku)"))
                 continue
             }
-            let catalogGaps = check(item, line: number)
-            gaps += catalogGaps.gaps
-            guard catalogGaps.gaps.isEmpty, lineOK, let price, let hts = catalogGaps.hts,
-                let origin = catalogGaps.origin, let mid = catalogGaps.mid
+            let item = entry.item
+            gaps += entry.gaps.map { gap in
+                var gap = gap
+                gap.line = number
+                return gap
+            }
+            guard entry.gaps.isEmpty, lineOK, let price, let hts = entry.hts, let origin = entry.origin,
+                let mid = entry.mid
             else { continue }
             let value = price.times(line.quantity)
             lineValues.append(value)
@@ -486,10 +506,9 @@ public enum Enrichment {
             reasons: [DecisionReason(rule: "order.cancelled", text: reason)])
     }
 
-    /// The gaps of one catalog record for a line: HTS-10, origin, MID.
-    static func check(_ item: CatalogItem, line: Int) -> (
-        gaps: [OrderGap], hts: HTSCode?, origin: CountryCode?, mid: MID?
-    ) {
+    /// The gaps of one catalog record: HTS-10, origin, MID (`line` is filled in per order line).
+    static func check(_ item: CatalogItem) -> (gaps: [OrderGap], hts: HTSCode?, origin: CountryCode?, mid: MID?) {
+        let line: Int? = nil
         var gaps: [OrderGap] = []
         let waits = "catalog:\(item.sku)"
         var hts: HTSCode?

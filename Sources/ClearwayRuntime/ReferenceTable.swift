@@ -16,7 +16,7 @@ public final class ReferenceTable: Sendable {
     /// The topic's name without the deployment's prefix, e.g. `catalog.v1`.
     public let name: String
     private let database: DatabasePool
-    private let cache = Mutex<[String: Data]>([:])
+    private let cache = Mutex(Cache())
     private let changed = Mutex<Set<String>>([])
     private let loaded = Mutex(false)
     private static let cacheLimit = 50_000
@@ -40,19 +40,45 @@ public final class ReferenceTable: Sendable {
         try migrator.migrate(database)
     }
 
+    /// Values read, and values decoded from them, until their key changes. `generation` grows
+    /// with every applied batch, so a value read before a change is never cached after it.
+    private struct Cache {
+        var generation: UInt64 = 0
+        var raw: [String: Data] = [:]
+        var decoded: [String: [ObjectIdentifier: any Sendable]] = [:]
+    }
+
     /// The current value of a key, or nil (never published, or retired by a tombstone).
     public func value(_ key: String) throws -> Data? {
-        if let hit = cache.withLock({ $0[key] }) { return hit }
+        let (hit, generation) = cache.withLock { ($0.raw[key], $0.generation) }
+        if let hit { return hit }
         let value = try database.read { db in
             try Data.fetchOne(db, sql: "SELECT value FROM entry WHERE key = ?", arguments: [key])
         }
         if let value {
             cache.withLock { cache in
-                if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-                cache[key] = value
+                guard cache.generation == generation else { return }
+                if cache.raw.count >= Self.cacheLimit { cache.raw.removeAll(keepingCapacity: true) }
+                cache.raw[key] = value
             }
         }
         return value
+    }
+
+    /// The current value of a key as `decode` makes it, decoded once per change of the key
+    /// (a handler reads the same catalog record for many orders). A failed decode is not kept.
+    public func value<T: Sendable>(_ key: String, decodedBy decode: (Data) throws -> T) throws -> T? {
+        let type = ObjectIdentifier(T.self)
+        let (hit, generation) = cache.withLock { ($0.decoded[key]?[type] as? T, $0.generation) }
+        if let hit { return hit }
+        guard let data = try value(key) else { return nil }
+        let decoded = try decode(data)
+        cache.withLock { cache in
+            guard cache.generation == generation else { return }
+            if cache.decoded.count >= Self.cacheLimit { cache.decoded.removeAll(keepingCapacity: true) }
+            cache.decoded[key, default: [:]][type] = decoded
+        }
+        return decoded
     }
 
     /// How many keys the table holds.
@@ -98,7 +124,11 @@ public final class ReferenceTable: Sendable {
         }
         let keys = records.map(\.key)
         cache.withLock { cache in
-            for key in keys { cache[key] = nil }
+            cache.generation &+= 1
+            for key in keys {
+                cache.raw[key] = nil
+                cache.decoded[key] = nil
+            }
         }
         changed.withLock { $0.formUnion(keys) }
     }

@@ -211,17 +211,19 @@ struct Session {
     {
         let references = EnrichmentReferences(
             catalogItem: { [tables] sku in
-                guard let data = try tables[StandardTopics.catalog.name]?.value(sku) else { return nil }
-                do {
-                    return try JSONDecoder().decode(CatalogItem.self, from: data)
-                } catch {
-                    throw DomainError(.invalidReferenceData, "\(error)")
+                try tables[StandardTopics.catalog.name]?.value(sku) { data in
+                    do {
+                        return CatalogEntry(try JSONDecoder().decode(CatalogItem.self, from: data))
+                    } catch {
+                        throw DomainError(.invalidReferenceData, "\(error)")
+                    }
                 }
             },
             rates: { [tables] currency, day in
                 try ExchangeRate.tableKeys(currency, day).compactMap { key in
-                    guard let data = try tables[StandardTopics.fxRates.name]?.value(key) else { return nil }
-                    return try JSONDecoder().decode(ExchangeRate.self, from: data)
+                    try tables[StandardTopics.fxRates.name]?.value(key) { data in
+                        try JSONDecoder().decode(ExchangeRate.self, from: data)
+                    }
                 }
             }, warehouses: handler.warehouses, secret: handler.secret)
         var outputs: [OutputRecord] = []

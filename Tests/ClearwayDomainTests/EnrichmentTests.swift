@@ -6,7 +6,7 @@ struct EnrichmentTests {
     let secret = try! ConsigneeKeySecret(text: "a-test-secret-of-16+-bytes")
 
     func references(catalog: [CatalogItem], rates: [ExchangeRate] = []) throws -> EnrichmentReferences {
-        let items = Dictionary(uniqueKeysWithValues: catalog.map { ($0.sku, $0) })
+        let items = Dictionary(uniqueKeysWithValues: catalog.map { ($0.sku, CatalogEntry($0)) })
         return EnrichmentReferences(
             catalogItem: { items[$0] },
             rates: { currency, day in
@@ -105,6 +105,18 @@ struct EnrichmentTests {
             try OrderEvent.decode(Data(#"{"orderId":"A","type":"shipped","version":1}"#.utf8))
         }
         #expect((try? OrderEvent.decode(Data(#"{"orderId":"A","type":"cancelled","version":2}"#.utf8)))?.version == 2)
+    }
+
+    @Test func dayArithmeticAgreesWithTheCalendar() throws {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let start = try Day("1999-12-25")
+        for offset in stride(from: -800, through: 12_000, by: 7) {
+            let date = calendar.date(byAdding: .day, value: offset, to: start.start(in: calendar.timeZone))!
+            #expect(start.adding(days: offset) == Day(date, in: calendar.timeZone))
+        }
+        #expect(try Day("2028-02-28").next == Day("2028-02-29"))
+        #expect(try Day("2026-12-31").next.description == "2027-01-01")
     }
 
     @Test func rateKeysNameTheDayOrTheQuarter() throws {
