@@ -53,7 +53,7 @@ public final class ReferenceTable: Sendable {
         let (hit, generation) = cache.withLock { ($0.raw[key], $0.generation) }
         if let hit { return hit }
         let value = try database.read { db in
-            try Data.fetchOne(db, sql: "SELECT value FROM entry WHERE key = ?", arguments: [key])
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM entry WHERE key = ?"), arguments: [key])
         }
         if let value {
             cache.withLock { cache in
@@ -107,19 +107,19 @@ public final class ReferenceTable: Sendable {
         try database.write { db in
             for record in records {
                 if let value = record.value {
-                    try db.execute(
+                    try db.cachedStatement(
                         sql:
-                            "INSERT INTO entry (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                        arguments: [record.key, value])
+                            "INSERT INTO entry (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+                    ).execute(arguments: [record.key, value])
                 } else {
-                    try db.execute(sql: "DELETE FROM entry WHERE key = ?", arguments: [record.key])
+                    try db.cachedStatement(sql: "DELETE FROM entry WHERE key = ?").execute(arguments: [record.key])
                 }
             }
             for (partition, offset) in positions {
-                try db.execute(
+                try db.cachedStatement(
                     sql:
-                        "INSERT INTO position (partition, nextOffset) VALUES (?, ?) ON CONFLICT(partition) DO UPDATE SET nextOffset = excluded.nextOffset",
-                    arguments: [Int64(partition), offset])
+                        "INSERT INTO position (partition, nextOffset) VALUES (?, ?) ON CONFLICT(partition) DO UPDATE SET nextOffset = excluded.nextOffset"
+                ).execute(arguments: [Int64(partition), offset])
             }
         }
         let keys = records.map(\.key)

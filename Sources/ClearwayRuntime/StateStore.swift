@@ -41,7 +41,9 @@ final class PartitionStore: Sendable {
     }
 
     func value(_ key: String) throws -> Data? {
-        try database.read { try Data.fetchOne($0, sql: "SELECT value FROM entry WHERE key = ?", arguments: [key]) }
+        try database.read { db in
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM entry WHERE key = ?"), arguments: [key])
+        }
     }
 
     /// The keys that start with `prefix`, in order.
@@ -71,29 +73,29 @@ final class PartitionStore: Sendable {
             for (key, change) in changes {
                 try Self.apply(change, key: key, in: db)
             }
-            try db.execute(
+            try db.cachedStatement(
                 sql:
-                    "INSERT INTO position (id, inputOffset) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET inputOffset = excluded.inputOffset",
-                arguments: [inputOffset])
+                    "INSERT INTO position (id, inputOffset) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET inputOffset = excluded.inputOffset"
+            ).execute(arguments: [inputOffset])
         }
     }
 
     static func apply(_ change: StateChange, key: String, in db: Database) throws {
         switch change {
         case .put(let value):
-            try db.execute(
+            try db.cachedStatement(
                 sql:
-                    "INSERT INTO entry (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                arguments: [key, value])
+                    "INSERT INTO entry (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            ).execute(arguments: [key, value])
         case .delete:
-            try db.execute(sql: "DELETE FROM entry WHERE key = ?", arguments: [key])
+            try db.cachedStatement(sql: "DELETE FROM entry WHERE key = ?").execute(arguments: [key])
         case .timer(let due, let payload):
-            try db.execute(
+            try db.cachedStatement(
                 sql:
-                    "INSERT INTO timer (key, due, payload) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET due = excluded.due, payload = excluded.payload",
-                arguments: [key, due, payload])
+                    "INSERT INTO timer (key, due, payload) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET due = excluded.due, payload = excluded.payload"
+            ).execute(arguments: [key, due, payload])
         case .timerCancelled:
-            try db.execute(sql: "DELETE FROM timer WHERE key = ?", arguments: [key])
+            try db.cachedStatement(sql: "DELETE FROM timer WHERE key = ?").execute(arguments: [key])
         }
     }
 
@@ -108,10 +110,10 @@ final class PartitionStore: Sendable {
     func restore(_ records: [(key: String, change: StateChange)], inputOffset: Int64) throws {
         try database.write { db in
             for record in records { try Self.apply(record.change, key: record.key, in: db) }
-            try db.execute(
+            try db.cachedStatement(
                 sql:
-                    "INSERT INTO position (id, inputOffset) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET inputOffset = excluded.inputOffset",
-                arguments: [inputOffset])
+                    "INSERT INTO position (id, inputOffset) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET inputOffset = excluded.inputOffset"
+            ).execute(arguments: [inputOffset])
         }
     }
 
@@ -182,7 +184,32 @@ public final class PartitionState: @unchecked Sendable {
     var pending: [String: StateChange] = [:]
     var pendingTimers: [String: StateChange] = [:]
 
+    /// What one attempt changed, to undo it if the handler throws (a journal of the values it
+    /// replaced, not a copy of everything pending: that made each record cost O(batch)).
+    private var journal: [(key: String, isTimer: Bool, previous: StateChange?)]?
+
     init(store: PartitionStore) { self.store = store }
+
+    func beginAttempt() { journal = [] }
+
+    func endAttempt() { journal = nil }
+
+    func rollBackAttempt() {
+        for entry in (journal ?? []).reversed() {
+            if entry.isTimer { pendingTimers[entry.key] = entry.previous } else { pending[entry.key] = entry.previous }
+        }
+        journal = nil
+    }
+
+    private func change(_ key: String, _ change: StateChange) {
+        journal?.append((key, false, pending[key]))
+        pending[key] = change
+    }
+
+    private func changeTimer(_ key: String, _ change: StateChange) {
+        journal?.append((key, true, pendingTimers[key]))
+        pendingTimers[key] = change
+    }
 
     /// The value of a key.
     public func value(_ key: String) throws -> Data? {
@@ -203,19 +230,19 @@ public final class PartitionState: @unchecked Sendable {
     }
 
     /// Sets a key.
-    public func set(_ key: String, _ value: Data) { pending[key] = .put(value) }
+    public func set(_ key: String, _ value: Data) { change(key, .put(value)) }
 
     /// Removes a key.
-    public func remove(_ key: String) { pending[key] = .delete }
+    public func remove(_ key: String) { change(key, .delete) }
 
     /// Schedules (or moves) a timer; it fires through the handler's `timerFired` once `due` has
     /// passed, after restarts and moves too.
     public func schedule(timer key: String, at due: Date, payload: Data = Data()) {
-        pendingTimers[key] = .timer(due: Int64((due.timeIntervalSince1970 * 1000).rounded()), payload: payload)
+        changeTimer(key, .timer(due: Int64((due.timeIntervalSince1970 * 1000).rounded()), payload: payload))
     }
 
     /// Cancels a timer.
-    public func cancel(timer key: String) { pendingTimers[key] = .timerCancelled }
+    public func cancel(timer key: String) { changeTimer(key, .timerCancelled) }
 
     var hasChanges: Bool { !pending.isEmpty || !pendingTimers.isEmpty }
 

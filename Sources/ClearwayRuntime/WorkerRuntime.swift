@@ -251,16 +251,14 @@ final class ProcessingLoop: @unchecked Sendable {
             state: state, tables: tables)
         let started = ContinuousClock.now
         let outputs: [OutputRecord]
-        let before = (state?.pending, state?.pendingTimers)
+        state?.beginAttempt()
         do {
             outputs = try await runtime.definition.handler.handle(record, context: context)
             retries[partition] = nil
+            state?.endAttempt()
         } catch {
             // A failed attempt leaves no state behind.
-            if let state, let pending = before.0, let timers = before.1 {
-                state.pending = pending
-                state.pendingTimers = timers
-            }
+            state?.rollBackAttempt()
             try await handleFailure(error, record: record, partition: partition, attempt: attempt, started: started)
             return
         }
