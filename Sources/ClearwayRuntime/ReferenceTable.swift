@@ -44,7 +44,8 @@ public final class ReferenceTable: Sendable {
     /// with every applied batch, so a value read before a change is never cached after it.
     private struct Cache {
         var generation: UInt64 = 0
-        var raw: [String: Data] = [:]
+        /// `nil` inside: the key is known to be absent (rate lookups miss more often than not).
+        var raw: [String: Data?] = [:]
         var decoded: [String: [ObjectIdentifier: any Sendable]] = [:]
     }
 
@@ -55,12 +56,10 @@ public final class ReferenceTable: Sendable {
         let value = try database.read { db in
             try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM entry WHERE key = ?"), arguments: [key])
         }
-        if let value {
-            cache.withLock { cache in
-                guard cache.generation == generation else { return }
-                if cache.raw.count >= Self.cacheLimit { cache.raw.removeAll(keepingCapacity: true) }
-                cache.raw[key] = value
-            }
+        cache.withLock { cache in
+            guard cache.generation == generation else { return }
+            if cache.raw.count >= Self.cacheLimit { cache.raw.removeAll(keepingCapacity: true) }
+            cache.raw[key] = .some(value)
         }
         return value
     }
@@ -126,8 +125,8 @@ public final class ReferenceTable: Sendable {
         cache.withLock { cache in
             cache.generation &+= 1
             for key in keys {
-                cache.raw[key] = nil
-                cache.decoded[key] = nil
+                cache.raw.removeValue(forKey: key)
+                cache.decoded.removeValue(forKey: key)
             }
         }
         changed.withLock { $0.formUnion(keys) }

@@ -211,13 +211,22 @@ public final class PartitionState: @unchecked Sendable {
         pendingTimers[key] = change
     }
 
+    /// Committed values read so far (`nil` inside: absent), kept in step with the store by
+    /// `applied()`: the processing loop is the store's only writer.
+    private var committed: [String: Data?] = [:]
+    private static let committedLimit = 100_000
+
     /// The value of a key.
     public func value(_ key: String) throws -> Data? {
         if let change = pending[key] {
             if case .put(let value) = change { return value }
             return nil
         }
-        return try store.value(key)
+        if let known = committed[key] { return known }
+        let value = try store.value(key)
+        if committed.count >= Self.committedLimit { committed.removeAll(keepingCapacity: true) }
+        committed[key] = .some(value)
+        return value
     }
 
     /// The keys that start with `prefix`, this transaction's own writes included, in order.
@@ -249,6 +258,17 @@ public final class PartitionState: @unchecked Sendable {
     /// The pending changes keyed as the store and changelog see them.
     var changes: [(key: String, change: StateChange)] {
         pending.map { ($0.key, $0.value) } + pendingTimers.map { ($0.key, $0.value) }
+    }
+
+    /// The pending changes are in the store now: they become the committed values.
+    func applied() {
+        for (key, change) in pending {
+            switch change {
+            case .put(let value): committed[key] = .some(value)
+            default: committed[key] = .some(nil)
+            }
+        }
+        discard()
     }
 
     func discard() {

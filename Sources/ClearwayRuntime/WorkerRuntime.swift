@@ -483,8 +483,10 @@ final class ProcessingLoop: @unchecked Sendable {
             }
             if let offset = try position(of: partition, state) {
                 try state.store.apply(state.changes, inputOffset: offset)
+                state.applied()
+            } else {
+                state.discard()
             }
-            state.discard()
         }
     }
 
