@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "clearway-bench", targets: ["ClearwayBench"]),
         .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
         .executable(name: "enricher", targets: ["Enricher"]),
+        .executable(name: "pga-router", targets: ["PGARouter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -60,10 +61,15 @@ let package = Package(
         // The workers' handlers: the domain rules on the runtime.
         .target(
             name: "ClearwayWorkers",
-            dependencies: ["ClearwayDomain", "ClearwayRuntime", "ClearwayKafka"]
+            dependencies: [
+                "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // One executable per worker.
         .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
+        .executableTarget(
+            name: "PGARouter",
+            dependencies: ["ClearwayWorkers", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")]),
         // The `clearway` command-line tool.
         .executableTarget(
             name: "ClearwayCLI",

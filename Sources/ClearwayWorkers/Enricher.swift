@@ -351,7 +351,8 @@ public struct ExceptionRecord: Codable, Hashable, Sendable {
     public var version: Int
     /// The worker that stopped it.
     public var stage: String
-    /// `parked` (waits for a fix and is re-driven), or `ignored` (nothing will happen to it).
+    /// `parked` (waits for a fix and is re-driven), `rejected` (stops here: fix the data and send
+    /// a new version), or `ignored` (nothing will happen to it, and nothing needs to).
     public var status: String
     /// The first problem's code, detail and fix; `problems` has them all.
     public var code: String
