@@ -9,7 +9,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clearway-bench",
         abstract: "Clearway benchmarks, each against a baseline measured in the same run.",
-        subcommands: [KafkaBench.self, RuntimeBench.self, EnricherBench.self])
+        subcommands: [KafkaBench.self, RuntimeBench.self, EnricherBench.self, PGARouterBench.self])
 }
 
 struct KafkaBench: AsyncParsableCommand {

@@ -1,0 +1,99 @@
+import ArgumentParser
+import ClearwayDomain
+import ClearwayKafka
+import ClearwayRuntime
+import ClearwayWorkers
+import Foundation
+import Logging
+
+/// The pga-router (its own process) on enriched orders of 1–4 lines, against the kcat
+/// pass-through pipe on the same records in the same run.
+struct PGARouterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pga-router", abstract: "The pga-router vs a kcat consume→produce pipe; records/s and peak RSS.")
+
+    @Option(help: "Kafka bootstrap servers.")
+    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @Option(help: "Orders per run.") var records = 200_000
+    @Option(help: "The pga-router executable.") var router: String
+    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
+    @Option(help: "Where to write the results as JSON.") var output: String?
+
+    /// Numbers in the shipped HTS excerpt: apparel, cosmetics (FD1), coffee (FD4), phones, toys.
+    static let lines: [(hts: String, origin: String)] = [
+        ("6109.10.0012", "MX"), ("6109.10.0040", "MX"), ("3304.99.5000", "MX"), ("0901.21.0020", "MX"),
+        ("8517.13.0000", "CN"), ("9503.00.0090", "CN"), ("8471.30.0100", "CN"), ("6109.10.0004", "MX"),
+    ]
+
+    func run() async throws {
+        var logger = Logger(label: "clearway.bench")
+        logger.logLevel = .warning
+        let servers = bootstrapServers.split(separator: ",").map(String.init)
+        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
+        var configuration = WorkerConfiguration(worker: PGARouterHandler.name, httpPort: 0)
+        configuration.bootstrapServers = servers
+        configuration.topicPrefix = prefix
+        let definition = PGARouterHandler.definition(
+            references: try ScreeningReferences(sources: ScreeningSources(), logger: logger))
+        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
+            definition.declaredTopics + [
+                TopicDeclaration("kcat.out", partitions: StandardTopics.ordersEnriched.partitions)
+            ])
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
+        var random = SplitMix(seed: 321)
+        for index in 0..<records {
+            let key = String(format: "%032x", random.next() % 40_000)
+            try await producer.send(
+                ProducerRecord(
+                    topic: prefix + "orders.enriched.v1", key: key,
+                    value: Data(Self.order(index, key: key, random: &random).utf8)))
+        }
+        try await producer.flush(timeout: .seconds(120))
+        await producer.shutdown()
+        print("pga-router: \(records) enriched orders on \(prefix)orders.enriched.v1")
+        let kcatRate =
+            Double(records)
+            / (try kcatPipe(
+                kcat: kcat, servers: bootstrapServers, input: prefix + "orders.enriched.v1", output: prefix + "kcat.out"
+            ))
+        print(String(format: "kcat pipe:      %8.0f records/s", kcatRate))
+        let (rate, rss) = try await measureWorker(
+            executable: router,
+            environment: ["CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix],
+            group: prefix + PGARouterHandler.name,
+            partitions: (0..<StandardTopics.ordersEnriched.partitions).map {
+                TopicPartition(topic: prefix + "orders.enriched.v1", partition: $0)
+            }, records: records, servers: servers, logger: logger)
+        print(
+            String(
+                format: "pga-router:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", rate, rate / kcatRate,
+                Double(rss) / 1_048_576))
+        if let output {
+            let results: [String: Double] = [
+                "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": rate,
+                "pga_router_ratio": rate / kcatRate, "pga_router_peak_rss_bytes": Double(rss),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: output))
+            print("written to \(output)")
+        }
+    }
+
+    static func order(_ index: Int, key: String, random: inout SplitMix) -> String {
+        let count = 1 + Int(random.next() % 4)
+        let items = (0..<count).map { number in
+            let line = lines[Int(random.next() % UInt64(lines.count))]
+            return
+                #"{"lineNumber":\#(number + 1),"sku":"SKU-\#(random.next() % 2000)","quantity":1,"unitPrice":"25.00","#
+                + #""valueUSD":"25.00","hts":"\#(line.hts)","originCountry":"\#(line.origin)","mid":"MXCONDEL4558TIJ","midSource":"built"}"#
+        }
+        return
+            #"{"orderId":"ORD-\#(index)","type":"placed","version":1,"consigneeKey":"\#(key)","addressKey":"\#(key)","#
+            + #""consignee":{"name":"Customer","line1":"1 Main St","city":"San Diego","region":"CA","postalCode":"92101","country":"US"},"#
+            + #""shipDate":"2025-06-10","arrivalDay":"2025-06-10","warehouse":"TIJ1","#
+            + #""portOfEntry":{"code":"2506","name":"Otay Mesa, CA","timeZone":"America/Los_Angeles"},"#
+            + #""currency":"USD","orderValue":"\#(count * 25).00","valueUSD":"\#(count * 25).00","#
+            + #""lines":[\#(items.joined(separator: ","))],"reasons":[{"rule":"value.fair-retail","text":"bench"}]}"#
+    }
+}
