@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
         .executable(name: "enricher", targets: ["Enricher"]),
         .executable(name: "pga-router", targets: ["PGARouter"]),
+        .executable(name: "aggregator", targets: ["Aggregator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -67,6 +68,7 @@ let package = Package(
         ),
         // One executable per worker.
         .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
+        .executableTarget(name: "Aggregator", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
         .executableTarget(
             name: "PGARouter",
             dependencies: ["ClearwayWorkers", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")]),

@@ -1,0 +1,433 @@
+import ClearwayDomain
+import ClearwayKafka
+import ClearwayRuntime
+import Foundation
+
+/// A `shipments.cleared.v1` record: the daily rule's decision on one shipment, with the order.
+public struct ClearedShipment: Codable, Hashable, Sendable {
+    public enum Status: String, Codable, Hashable, Sendable {
+        case released, held, cancelled, rerouted
+    }
+
+    public var orderId: String
+    public var shipmentId: String
+    public var version: Int
+    public var consigneeKey: String
+    public var addressKey: String
+    public var status: Status
+    /// Set when released: T86, T11 or T01.
+    public var entryType: EntryType?
+    /// The arrival day whose window decided (for a held shipment: the day it is held to).
+    public var day: String
+    public var valueUSD: String
+    /// Released: the day's de minimis total (T86) or the consolidation group's total (T11),
+    /// else the shipment's own value.
+    public var dayTotalUSD: String
+    public var consolidationGroup: String?
+    public var regime: Regime
+    public var policyVersion: String
+    public var reasons: [DecisionReason]
+    /// The screened shipment itself (absent for a cancellation), for the manifest.
+    public var shipment: ScreenedOrder?
+}
+
+/// A structuring signal (`alerts.v1`, keyed by `addressKey`): several consignees at one address
+/// whose day total passes the threshold.
+public struct StructuringAlert: Codable, Hashable, Sendable {
+    public var addressKey: String
+    public var day: String
+    public var thresholdUSD: String
+    public var totalUSD: String
+    public var consignees: [Consignee]
+    public var policyVersion: String
+    public var reason: String
+
+    public struct Consignee: Codable, Hashable, Sendable {
+        public var consigneeKey: String
+        public var orders: [String]
+        public var totalUSD: String
+    }
+}
+
+/// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).
+public struct RerouteRequest: Codable, Hashable, Sendable {
+    public var orderId: String
+    public var shipmentId: String
+    public var consigneeKey: String
+    public var day: String
+    public var valueUSD: String
+    public var reason: String
+}
+
+/// The aggregator: per consignee and arrival day, the shipments released under the regime in
+/// force, their totals and the held ones — deciding T86 / T11 / T01, hold, consolidation or
+/// reroute by the domain's `aggregate` (the "one person, one day" rule, 19 CFR 10.151 and
+/// 143.22), exactly once through the runtime's state and transactions.
+///
+/// State per input partition (all of a consignee's shipments share its partition):
+/// - `window/<consigneeKey>/<day>`: the `DayWindow` (shipments released into it);
+/// - `shipment/<shipmentId>`: what was decided last (`ShipmentMemory`), a held shipment whole;
+/// - `order/<orderId>`: the order's shipment ids (a cancellation frees all of them);
+/// - `address/<addressKey>/<day>`: per consignee at the address, its released orders (alerts);
+/// - timers `release/<shipmentId>` (a held shipment's day begins) and `expire/<consignee>/<day>`.
+public struct AggregatorHandler: RecordHandler {
+    public static let name = "aggregator"
+    static let clearedType = "clearway.shipment.cleared.v1"
+
+    let timeline: PolicyTimeline
+    let overflow: OverflowPolicy
+    let ports: PortDirectory
+    /// Days a window is kept after its day, then tombstoned.
+    let retentionDays: Int
+
+    public init(
+        timeline: PolicyTimeline, overflow: OverflowPolicy = .hold, ports: PortDirectory, retentionDays: Int = 7
+    ) {
+        self.timeline = timeline
+        self.overflow = overflow
+        self.ports = ports
+        self.retentionDays = retentionDays
+    }
+
+    public static func definition(
+        timeline: PolicyTimeline, overflow: OverflowPolicy = .hold, ports: PortDirectory, retentionDays: Int = 7
+    ) -> WorkerDefinition {
+        WorkerDefinition(
+            name: name, inputs: [StandardTopics.ordersScreened],
+            outputs: [StandardTopics.shipmentsCleared, StandardTopics.alerts, StandardTopics.reroutes],
+            handler: AggregatorHandler(
+                timeline: timeline, overflow: overflow, ports: ports, retentionDays: retentionDays),
+            isStateful: true)
+    }
+
+    /// From `CLEARWAY_POLICY`, `CLEARWAY_OVERFLOW` (`hold`, `formal`, `reroute`) and
+    /// `CLEARWAY_AGGREGATOR_RETENTION_DAYS`.
+    public static func definition(environment: [String: String]) throws -> WorkerDefinition {
+        let timeline: PolicyTimeline
+        do {
+            timeline = try PolicyTimeline.named(environment["CLEARWAY_POLICY"] ?? "us")
+        } catch let error as DomainError {
+            throw ConfigurationError("CLEARWAY_POLICY: \(error.message)")
+        }
+        var overflow = OverflowPolicy.hold
+        if let text = environment["CLEARWAY_OVERFLOW"] {
+            guard let policy = OverflowPolicy(rawValue: text) else {
+                throw ConfigurationError(
+                    "CLEARWAY_OVERFLOW must be \(OverflowPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\""
+                )
+            }
+            overflow = policy
+        }
+        var retention = 7
+        if let text = environment["CLEARWAY_AGGREGATOR_RETENTION_DAYS"] {
+            guard let days = Int(text), days >= 1 else {
+                throw ConfigurationError("CLEARWAY_AGGREGATOR_RETENTION_DAYS must be a whole number of days, 1 or more")
+            }
+            retention = days
+        }
+        return definition(
+            timeline: timeline, overflow: overflow, ports: try PortDirectory.shipped(), retentionDays: retention)
+    }
+
+    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
+        guard let state = context.state else { throw RecordRejected("not-stateful", "the aggregator needs its state") }
+        let order: EnrichedOrder
+        do {
+            order = try JSONDecoder().decode(EnrichedOrder.self, from: record.value)
+        } catch {
+            throw RecordRejected("schema-invalid", "not an orders.screened.v1 record: \(error)")
+        }
+        var day = Decisions(handler: self, state: state)
+        if order.type == .cancelled { return try day.cancel(order) }
+        let shipment: ScreenedOrder
+        do {
+            shipment = try JSONDecoder().decode(ScreenedOrder.self, from: record.value)
+        } catch {
+            throw RecordRejected(
+                "schema-invalid", "a placed or updated orders.screened.v1 record without its screening: \(error)")
+        }
+        guard let arrival = shipment.order.arrivalDay, let arrivalDay = try? Day(arrival) else {
+            throw RecordRejected("schema-invalid", "shipment \(shipment.shipmentId) has no arrival day")
+        }
+        return try day.decide(shipment, on: arrivalDay, held: false)
+    }
+
+    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
+        guard let state = context.state else { return [] }
+        var day = Decisions(handler: self, state: state)
+        if key.hasPrefix("release/") { return try day.releaseHeld(String(key.dropFirst("release/".count))) }
+        if key.hasPrefix("expire/") { day.expire(String(key.dropFirst("expire/".count))) }
+        return []
+    }
+}
+
+/// What the aggregator remembers of a shipment.
+struct ShipmentMemory: Codable {
+    var version: Int
+    var status: ClearedShipment.Status
+    var consigneeKey: String
+    var addressKey: String
+    /// The window it is released into, or the day it is held to.
+    var day: String
+    /// A held shipment, to re-evaluate when its day begins.
+    var held: ScreenedOrder?
+}
+
+/// One record's (or timer's) decisions on a partition's state.
+struct Decisions {
+    let handler: AggregatorHandler
+    let state: PartitionState
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+    private let decoder = JSONDecoder()
+
+    init(handler: AggregatorHandler, state: PartitionState) {
+        self.handler = handler
+        self.state = state
+    }
+
+    /// Applies the daily rule to a shipment for `day` (its arrival day, or the day it was held to).
+    mutating func decide(_ shipment: ScreenedOrder, on day: Day, held: Bool) throws -> [OutputRecord] {
+        let id = shipment.shipmentId
+        let version = shipment.order.version
+        let previous = try load(ShipmentMemory.self, "shipment/\(id)")
+        if !held, let previous {
+            // A repeat of a version already decided changes nothing; an older one is superseded.
+            if previous.version >= version { return [] }
+            try withdraw(id, previous)
+        }
+        let policy = try handler.timeline.policy(on: day)
+        let consignee = shipment.order.consigneeKey
+        let windowKey = "window/\(consignee)/\(day)"
+        let window = try load(DayWindow.self, windowKey) ?? DayWindow(consigneeKey: consignee, day: day)
+        let value = try Decimal(parsingPlain: shipment.order.valueUSD ?? "0")
+        let request = AggregationRequest(
+            orderId: id, valueUSD: value, deMinimisEligible: shipment.allowedLanes.contains(.t86),
+            formalRequired: shipment.requiredLane == .t01)
+        let decision = aggregate(request, into: window, policy: policy, overflow: handler.overflow)
+        let reasons = decision.reasons.map {
+            DecisionReason(rule: $0.rule, text: "\($0.text) [\($0.citation)]", policyVersion: $0.policyVersion)
+        }
+        try remember(order: shipment.order.orderId, shipment: id)
+        expireLater("shipment/\(id)", after: day.adding(days: 1))
+        expireLater("order/\(shipment.order.orderId)", after: day.adding(days: 1))
+        var outputs: [OutputRecord] = []
+        switch decision.outcome {
+        case .release(let type):
+            try store(decision.window, at: windowKey, day: day)
+            state.set(
+                "shipment/\(id)",
+                try encoder.encode(
+                    ShipmentMemory(
+                        version: version, status: .released, consigneeKey: consignee,
+                        addressKey: shipment.order.addressKey, day: day.description)))
+            let total =
+                type == .t86
+                ? decision.window.deMinimisTotalUSD
+                : decision.consolidationGroup.map { decision.window.total(ofGroup: $0) } ?? value
+            outputs.append(
+                try cleared(
+                    shipment, status: .released, entryType: type, day: day, total: total,
+                    group: decision.consolidationGroup, policy: policy, reasons: reasons))
+            outputs += try structuring(shipment, day: day, value: value, policy: policy)
+        case .hold(let until):
+            state.set(
+                "shipment/\(id)",
+                try encoder.encode(
+                    ShipmentMemory(
+                        version: version, status: .held, consigneeKey: consignee, addressKey: shipment.order.addressKey,
+                        day: until.description, held: shipment)))
+            // Released (re-evaluated) when its day begins at the port (the day is counted there).
+            let zone = try shipment.order.portOfEntry.map { try $0.zone() } ?? TimeZone(identifier: "UTC")!
+            state.schedule(timer: "release/\(id)", at: until.start(in: zone))
+            outputs.append(
+                try cleared(
+                    shipment, status: .held, entryType: nil, day: until, total: value, group: nil, policy: policy,
+                    reasons: reasons))
+        case .reroute:
+            state.set(
+                "shipment/\(id)",
+                try encoder.encode(
+                    ShipmentMemory(
+                        version: version, status: .rerouted, consigneeKey: consignee,
+                        addressKey: shipment.order.addressKey, day: day.description)))
+            let request = RerouteRequest(
+                orderId: shipment.order.orderId, shipmentId: id, consigneeKey: consignee, day: day.description,
+                valueUSD: Money(value, .usd).amountText, reason: reasons.map(\.text).joined(separator: "; "))
+            outputs.append(
+                OutputRecord(
+                    topic: StandardTopics.reroutes.name, key: shipment.order.orderId,
+                    value: try encoder.encode(request),
+                    type: "clearway.reroute.requested.v1", idSeed: "\(id)/v\(version)/reroute/\(day)"))
+            outputs.append(
+                try cleared(
+                    shipment, status: .rerouted, entryType: nil, day: day, total: value, group: nil, policy: policy,
+                    reasons: reasons))
+        }
+        return outputs
+    }
+
+    /// A held shipment's day has begun: decide again in that day's window.
+    mutating func releaseHeld(_ id: String) throws -> [OutputRecord] {
+        guard let memory = try load(ShipmentMemory.self, "shipment/\(id)"), memory.status == .held,
+            let shipment = memory.held
+        else { return [] }
+        return try decide(shipment, on: try Day(memory.day), held: true)
+    }
+
+    /// Frees every shipment of a cancelled order and passes the cancellation on.
+    mutating func cancel(_ order: EnrichedOrder) throws -> [OutputRecord] {
+        let ids = try load([String].self, "order/\(order.orderId)") ?? []
+        var outputs: [OutputRecord] = []
+        for id in ids {
+            guard let memory = try load(ShipmentMemory.self, "shipment/\(id)"), memory.status != .cancelled,
+                memory.consigneeKey == order.consigneeKey
+            else { continue }
+            guard memory.version <= order.version else { continue }
+            try withdraw(id, memory)
+            state.set(
+                "shipment/\(id)",
+                try encoder.encode(
+                    ShipmentMemory(
+                        version: order.version, status: .cancelled, consigneeKey: memory.consigneeKey,
+                        addressKey: memory.addressKey, day: memory.day)))
+            let day = try Day(memory.day)
+            let policy = try handler.timeline.policy(on: day)
+            let record = ClearedShipment(
+                orderId: order.orderId, shipmentId: id, version: order.version, consigneeKey: memory.consigneeKey,
+                addressKey: memory.addressKey, status: .cancelled, entryType: nil, day: memory.day, valueUSD: "0.00",
+                dayTotalUSD: Money(try dayTotal(memory.consigneeKey, day), .usd).amountText, consolidationGroup: nil,
+                regime: policy.regime, policyVersion: policy.version,
+                reasons: [
+                    DecisionReason(
+                        rule: "order.cancelled",
+                        text:
+                            "cancelled before manifesting (was \(memory.status.rawValue)); its value no longer counts for the day",
+                        policyVersion: policy.version)
+                ] + order.reasons, shipment: nil)
+            outputs.append(
+                OutputRecord(
+                    topic: StandardTopics.shipmentsCleared.name, key: memory.consigneeKey,
+                    value: try encoder.encode(record), type: AggregatorHandler.clearedType,
+                    idSeed: "\(id)/v\(order.version)/cancelled"))
+        }
+        return outputs
+    }
+
+    /// Drops state older than the retention (a window, an address's day, a shipment, an order).
+    func expire(_ key: String) {
+        state.remove(key)
+    }
+
+    /// `key` is forgotten `retentionDays` after `day` (UTC midnight after it).
+    private func expireLater(_ key: String, after day: Day) {
+        state.schedule(
+            timer: "expire/\(key)",
+            at: day.adding(days: handler.retentionDays + 1).start(in: TimeZone(identifier: "UTC")!))
+    }
+
+    // MARK: Helpers
+
+    /// Takes a shipment out of whatever it holds: its window's capacity or its hold timer.
+    private func withdraw(_ id: String, _ memory: ShipmentMemory) throws {
+        switch memory.status {
+        case .released:
+            let key = "window/\(memory.consigneeKey)/\(memory.day)"
+            if let window = try load(DayWindow.self, key) {
+                state.set(key, try encoder.encode(window.removing(id).window))
+            }
+            let addressKey = "address/\(memory.addressKey)/\(memory.day)"
+            if var address = try load([String: [String: String]].self, addressKey) {
+                address[memory.consigneeKey]?[id] = nil
+                state.set(addressKey, try encoder.encode(address))
+            }
+        case .held:
+            state.cancel(timer: "release/\(id)")
+        case .cancelled, .rerouted:
+            break
+        }
+    }
+
+    private func store(_ window: DayWindow, at key: String, day: Day) throws {
+        if try state.value(key) == nil { expireLater(key, after: day) }
+        state.set(key, try encoder.encode(window))
+    }
+
+    private func remember(order: String, shipment: String) throws {
+        var ids = try load([String].self, "order/\(order)") ?? []
+        guard !ids.contains(shipment) else { return }
+        ids.append(shipment)
+        state.set("order/\(order)", try encoder.encode(ids))
+    }
+
+    private func dayTotal(_ consignee: String, _ day: Day) throws -> Decimal {
+        try load(DayWindow.self, "window/\(consignee)/\(day)")?.totalUSD ?? 0
+    }
+
+    /// Several consignees at one address whose released total for the day passes the threshold
+    /// (the de minimis threshold, or the informal-entry ceiling without de minimis): one alert per
+    /// address and day, with the evidence. Sees the consignees of this partition.
+    private func structuring(_ shipment: ScreenedOrder, day: Day, value: Decimal, policy: Policy) throws
+        -> [OutputRecord]
+    {
+        let key = "address/\(shipment.order.addressKey)/\(day)"
+        if try state.value(key) == nil { expireLater(key, after: day) }
+        var address = try load([String: [String: String]].self, key) ?? [:]
+        let alreadyOver = isOver(address, policy)
+        address[shipment.order.consigneeKey, default: [:]][shipment.shipmentId] = Money(value, .usd).amountText
+        state.set(key, try encoder.encode(address))
+        guard !alreadyOver, isOver(address, policy) else { return [] }
+        let threshold = policy.deMinimisThresholdUSD ?? policy.informalEntryCeilingUSD
+        let consignees = address.keys.sorted().map { consignee in
+            StructuringAlert.Consignee(
+                consigneeKey: consignee, orders: address[consignee]!.keys.sorted(),
+                totalUSD: Money(sum(address[consignee]!), .usd).amountText)
+        }
+        let total = address.values.map(sum).reduce(0, +)
+        let alert = StructuringAlert(
+            addressKey: shipment.order.addressKey, day: day.description,
+            thresholdUSD: Money(threshold, .usd).amountText, totalUSD: Money(total, .usd).amountText,
+            consignees: consignees, policyVersion: policy.version,
+            reason:
+                "\(consignees.count) consignees at one address received \(Money(total, .usd)) on \(day), over the \(Money(threshold, .usd)) one-person-one-day threshold: possible structuring (19 CFR 10.151)"
+        )
+        return [
+            OutputRecord(
+                topic: StandardTopics.alerts.name, key: shipment.order.addressKey, value: try encoder.encode(alert),
+                type: "clearway.alert.structuring.v1", idSeed: "\(shipment.order.addressKey)/\(day)/structuring")
+        ]
+    }
+
+    private func isOver(_ address: [String: [String: String]], _ policy: Policy) -> Bool {
+        let threshold = policy.deMinimisThresholdUSD ?? policy.informalEntryCeilingUSD
+        return address.count >= 2 && address.values.map(sum).reduce(0, +) > threshold
+    }
+
+    private func sum(_ values: [String: String]) -> Decimal {
+        values.values.compactMap { try? Decimal(parsingPlain: $0) }.reduce(0, +)
+    }
+
+    private func cleared(
+        _ shipment: ScreenedOrder, status: ClearedShipment.Status, entryType: EntryType?, day: Day, total: Decimal,
+        group: String?, policy: Policy, reasons: [DecisionReason]
+    ) throws -> OutputRecord {
+        let record = ClearedShipment(
+            orderId: shipment.order.orderId, shipmentId: shipment.shipmentId, version: shipment.order.version,
+            consigneeKey: shipment.order.consigneeKey, addressKey: shipment.order.addressKey, status: status,
+            entryType: entryType, day: day.description, valueUSD: shipment.order.valueUSD ?? "0.00",
+            dayTotalUSD: Money(total, .usd).amountText, consolidationGroup: group, regime: policy.regime,
+            policyVersion: policy.version, reasons: reasons, shipment: shipment)
+        return OutputRecord(
+            topic: StandardTopics.shipmentsCleared.name, key: shipment.order.consigneeKey,
+            value: try encoder.encode(record), type: AggregatorHandler.clearedType,
+            idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/\(status.rawValue)/\(day)")
+    }
+
+    private func load<T: Decodable>(_ type: T.Type, _ key: String) throws -> T? {
+        guard let data = try state.value(key) else { return nil }
+        return try decoder.decode(T.self, from: data)
+    }
+}

@@ -1,0 +1,203 @@
+import ClearwayDomain
+import ClearwayKafka
+import ClearwayRuntime
+import ClearwayTestSupport
+import ClearwayWorkers
+import Foundation
+import ServiceLifecycle
+import Testing
+
+/// An `orders.screened.v1` record as the pga-router writes it.
+func screenedJSON(
+    _ id: String, consignee: String, address: String? = nil, value: String,
+    arrival: String, lanes: [String] = ["T86", "T11", "T01"], required: String? = nil
+) -> String {
+    var object: [String: Any] = [
+        "orderId": id, "shipmentId": id, "type": "placed", "version": 1, "consigneeKey": consignee,
+        "addressKey": address ?? consignee,  // one address per consignee unless the test shares one
+        "consignee": [
+            "name": "Ana Diaz", "line1": "500 Harbor Dr", "city": "San Diego", "region": "CA", "postalCode": "92101",
+            "country": "US",
+        ],
+        "shipDate": arrival, "arrivalDay": arrival, "warehouse": "TIJ1",
+        "portOfEntry": ["code": "2506", "name": "Otay Mesa, CA", "timeZone": "America/Los_Angeles"],
+        "currency": "USD", "orderValue": value, "valueUSD": value,
+        "lines": [
+            [
+                "lineNumber": 1, "sku": "TEE", "quantity": 1, "unitPrice": value, "valueUSD": value,
+                "hts": "6109.10.0012", "originCountry": "MX", "mid": "MXCONDEL4558TIJ", "midSource": "built",
+            ]
+        ],
+        "reasons": [["rule": "value.fair-retail", "text": "test"]],
+        "allowedLanes": lanes, "screening": [] as [Any],
+        "policy": ["id": "test", "version": "test", "regime": "section321"], "references": "test",
+    ]
+    if let required { object["requiredLane"] = required }
+    return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+}
+
+func key(_ n: Int) -> String { String(format: "%032x", n) }
+
+struct AggregatorDeployment {
+    let prefix = "a\(UUID().uuidString.prefix(6).lowercased())."
+    let stateDirectory = NSTemporaryDirectory() + "clearway-aggregator-\(UUID().uuidString)"
+    let definition = AggregatorHandler.definition(timeline: try! .shipped(), ports: try! .shipped())
+
+    func topic(_ name: String) -> String { prefix + name }
+
+    var configuration: WorkerConfiguration {
+        var configuration = WorkerConfiguration(worker: AggregatorHandler.name, httpPort: 0)
+        configuration.bootstrapServers = Broker.bootstrapServers
+        configuration.topicPrefix = prefix
+        configuration.stateDirectory = stateDirectory
+        configuration.sessionTimeout = .seconds(6)
+        configuration.instanceID = "test"
+        return configuration
+    }
+
+    func start() -> (ServiceGroup, Task<Void, any Error>) {
+        let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+                logger: Broker.logger))
+        return (group, Task { try await group.run() })
+    }
+
+    /// Publishes screened records in order, each to partition 0 (one consignee's records share a
+    /// partition in production; here every record does, so the address check sees them all).
+    func publish(_ values: [(key: String, value: String)]) async throws {
+        let producer = try Broker.producer()
+        for value in values {
+            try await producer.send(
+                ProducerRecord(
+                    topic: topic("orders.screened.v1"), partition: 0, key: Data(value.key.utf8),
+                    value: Data(value.value.utf8)))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+    }
+
+    func watch() async throws -> ConsumerProbe {
+        var configuration = KafkaConsumerConfiguration(
+            groupID: "watch-\(UUID().uuidString)", bootstrapServers: Broker.bootstrapServers)
+        configuration.isolationLevel = .readCommitted
+        let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
+        var offsets: [TopicPartitionOffset] = []
+        for name in ["shipments.cleared.v1", "alerts.v1", "reroutes.v1"] {
+            _ = try await consumer.describeTopic(topic(name))
+            offsets += (0..<Int32(6)).map {
+                TopicPartitionOffset(topic: topic(name), partition: $0, offset: TopicPartitionOffset.beginning)
+            }
+        }
+        try consumer.assign(offsets)
+        return ConsumerProbe(consumer) { _, _ in }
+    }
+}
+
+@Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
+struct AggregatorTests {
+    @Test func theDailyRuleDecidesUnderBothRegimes() async throws {
+        let deployment = AggregatorDeployment()
+        _ = try await TopicAdministration(configuration: deployment.configuration, logger: Broker.logger).apply(
+            deployment.definition.declaredTopics)
+        let s321 = "2025-06-10"  // Section 321 at $800 (China / Hong Kong excluded) was in force
+        let today = "2026-11-20"  // de minimis suspended: T11 up to $2,500, consolidated, else T01
+        let records: [(key: String, value: String)] = [
+            (key(1), screenedJSON("A", consignee: key(1), value: "300.00", arrival: s321)),
+            (key(1), screenedJSON("B", consignee: key(1), value: "400.00", arrival: s321)),
+            (key(1), screenedJSON("C", consignee: key(1), value: "200.00", arrival: s321)),  // over $800: held
+            (key(2), screenedJSON("D", consignee: key(2), value: "1200.00", arrival: s321)),
+            (key(2), screenedJSON("E", consignee: key(2), value: "3000.00", arrival: s321)),
+            (key(3), screenedJSON("F", consignee: key(3), value: "500.00", arrival: s321, lanes: ["T11", "T01"])),
+            (key(3), screenedJSON("G", consignee: key(3), value: "700.00", arrival: s321)),
+            (key(4), screenedJSON("H", consignee: key(4), value: "600.00", arrival: s321)),
+            (
+                key(4),
+                #"{"orderId":"H","type":"cancelled","version":2,"consigneeKey":"\#(key(4))","addressKey":"\#(key(4))","reasons":[{"rule":"order.cancelled","text":"test"}]}"#
+            ),
+            (key(4), screenedJSON("I", consignee: key(4), value: "500.00", arrival: s321)),
+            (key(5), screenedJSON("J", consignee: key(5), value: "1000.00", arrival: today)),
+            (key(5), screenedJSON("K", consignee: key(5), value: "1000.00", arrival: today)),
+            (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
+            (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
+            (key(1), screenedJSON("N", consignee: key(1), value: "700.00", arrival: "2025-06-09")),  // late: its own day
+            (key(6), screenedJSON("P", consignee: key(6), address: key(99), value: "500.00", arrival: s321)),
+            (key(7), screenedJSON("Q", consignee: key(7), address: key(99), value: "400.00", arrival: s321)),
+            (
+                key(8),
+                screenedJSON("R", consignee: key(8), value: "100.00", arrival: s321, lanes: ["T01"], required: "T01")
+            ),
+        ]
+        try await deployment.publish(records)
+        let watch = try await deployment.watch()
+        let (group, task) = deployment.start()
+        try await watch.wait("every decision", limit: .seconds(60)) { seen in
+            // 18 records, + C released after its hold, + one alert.
+            seen.records.count >= 20
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+
+        let seen = watch.seen.withLock { $0 }
+        let cleared = seen.records.filter { $0.topic == deployment.topic("shipments.cleared.v1") }.map(\.json)
+        func decisions(_ id: String) -> [String] {
+            cleared.filter { $0["shipmentId"] as? String == id }.map {
+                "\($0["status"] as? String ?? "?") \($0["entryType"] as? String ?? "-") \($0["day"] as? String ?? "?") \($0["dayTotalUSD"] as? String ?? "?")"
+            }
+        }
+        // Section 321: within $800 → T86; the order that would pass it is held to the next day
+        // and released there when that day begins.
+        #expect(decisions("A") == ["released T86 2025-06-10 300.00"])
+        #expect(decisions("B") == ["released T86 2025-06-10 700.00"])
+        #expect(decisions("C") == ["held - 2025-06-11 200.00", "released T86 2025-06-11 200.00"])
+        // Over $800 alone: informal up to $2,500, formal above.
+        #expect(decisions("D") == ["released T11 2025-06-10 1200.00"])
+        #expect(decisions("E") == ["released T01 2025-06-10 3000.00"])
+        // Screened off de minimis: another lane, and the allowance stays whole.
+        #expect(decisions("F") == ["released T11 2025-06-10 500.00"])
+        #expect(decisions("G") == ["released T86 2025-06-10 700.00"])
+        // A cancellation frees its capacity.
+        #expect(decisions("H") == ["released T86 2025-06-10 600.00", "cancelled - 2025-06-10 0.00"])
+        #expect(decisions("I") == ["released T86 2025-06-10 500.00"])
+        // Suspension: same-consignee same-day shipments consolidate up to $2,500 (19 CFR 143.22).
+        #expect(decisions("J") == ["released T11 2026-11-20 1000.00"])
+        #expect(decisions("K") == ["released T11 2026-11-20 2000.00"])
+        #expect(decisions("L") == ["released T11 2026-11-20 800.00"])
+        #expect(decisions("M") == ["released T01 2026-11-20 3000.00"])
+        let groups = ["J", "K", "L"].map { id in
+            cleared.first { $0["shipmentId"] as? String == id }?["consolidationGroup"] as? String
+        }
+        #expect(groups[0] != nil && groups[0] == groups[1] && groups[2] != groups[0])
+        #expect(cleared.first { $0["shipmentId"] as? String == "M" }?["regime"] as? String == "noDeMinimis")
+        // Event time: a late record lands in its own day.
+        #expect(decisions("N") == ["released T86 2025-06-09 700.00"])
+        // Formal required by screening.
+        #expect(decisions("R") == ["released T01 2025-06-10 100.00"])
+        // Two consignees at one address over $800 in a day: a structuring alert with the evidence.
+        let alerts = seen.records.filter { $0.topic == deployment.topic("alerts.v1") }.map(\.json)
+        #expect(alerts.count == 1)
+        #expect(alerts.first?["totalUSD"] as? String == "900.00")
+        #expect((alerts.first?["consignees"] as? [[String: Any]])?.count == 2)
+
+        // The invariant: no consignee's T86 total for a day passes $800.
+        var totals: [String: Decimal] = [:]
+        for record in cleared where record["entryType"] as? String == "T86" && record["status"] as? String == "released"
+        {
+            let slot = "\(record["consigneeKey"] as? String ?? "")/\(record["day"] as? String ?? "")"
+            totals[slot, default: 0] += Decimal(string: record["valueUSD"] as? String ?? "0")!
+        }
+        totals["\(key(4))/2025-06-10", default: 0] -= 600  // H was cancelled: its value was freed
+        #expect(totals.values.allSatisfy { $0 <= 800 })
+
+        #expect(
+            try Schemas.problems(
+                seen.records.filter { $0.topic.hasSuffix("shipments.cleared.v1") }.map(\.value),
+                against: "shipments.cleared.v1") == [])
+        #expect(
+            try Schemas.problems(
+                seen.records.filter { $0.topic.hasSuffix("alerts.v1") }.map(\.value), against: "alerts.v1") == [])
+    }
+}
