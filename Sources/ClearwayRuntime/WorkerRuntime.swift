@@ -77,6 +77,9 @@ final class ProcessingLoop: @unchecked Sendable {
     private var tableTails: [Task<Void, Never>] = []
     private let tableFailure = FailureBox()
     private var sweepPending: Set<Int32> = []
+    /// Names this run of the loop in its changelog records; a new one after every rewind, so a
+    /// restore can tell work that was rolled back from the work that replaced it.
+    private var changelogWriter = UUID().uuidString
 
     private struct PendingRetry {
         var offset: Int64
@@ -462,11 +465,16 @@ final class ProcessingLoop: @unchecked Sendable {
         guard let changelog = runtime.definition.changelog else { return }
         for (partition, state) in states where state.hasChanges {
             let offset = try position(of: partition, state) ?? 0
+            let from = try state.store.inputOffset() ?? 0
             for (key, change) in state.changes {
                 let record = change.changelogRecord(key: key)
                 let topic = prefix + changelog.name
                 let key = Data(utf8: record.key)
-                let headers = [KafkaHeader(name: "clearway.input.offset", string: String(offset))]
+                let headers = [
+                    KafkaHeader(name: "clearway.input.offset", string: String(offset)),
+                    KafkaHeader(name: "clearway.input.from", string: String(from)),
+                    KafkaHeader(name: "clearway.writer", string: changelogWriter),
+                ]
                 try await producer.send(
                     record.value.map {
                         ProducerRecord(topic: topic, partition: partition, key: key, value: $0, headers: headers)
@@ -526,26 +534,24 @@ final class ProcessingLoop: @unchecked Sendable {
         try reader.assign([
             TopicPartitionOffset(topic: topic, partition: partition, offset: TopicPartitionOffset.beginning)
         ])
-        var batch: [(key: String, change: StateChange)] = []
-        var restored = 0
+        var replay = ChangelogReplay()
+        var read = 0
         let progress = Metrics.Gauge(
             label: "clearway_restore_records",
             dimensions: [("worker", runtime.definition.name), ("partition", String(partition))])
         reading: for try await event in reader.events {
             switch event {
             case .record(let record):
-                let offset = record.headers.first(named: "clearway.input.offset").flatMap { Int64($0) } ?? Int64.max
-                guard offset <= committed, let key = record.keyString,
-                    let change = StateChange.fromChangelog(
-                        key: key, value: record.isTombstone ? nil : record.value)
+                guard let key = record.keyString,
+                    let decoded = StateChange.fromChangelog(key: key, value: record.isTombstone ? nil : record.value)
                 else { continue }
-                batch.append(change)
-                if batch.count >= 10_000 {
-                    try store.restore(batch, inputOffset: committed)
-                    restored += batch.count
-                    progress.record(restored)
-                    batch = []
-                }
+                replay.add(
+                    key: decoded.key, change: decoded.change,
+                    tag: record.headers.first(named: "clearway.input.offset").flatMap { Int64($0) } ?? Int64.max,
+                    from: record.headers.first(named: "clearway.input.from").flatMap { Int64($0) },
+                    writer: record.headers.first(named: "clearway.writer"))
+                read += 1
+                if read % 10_000 == 0 { progress.record(read) }
             case .endOfPartition:
                 break reading
             default:
@@ -553,9 +559,10 @@ final class ProcessingLoop: @unchecked Sendable {
             }
         }
         try await reader.close()
-        try store.restore(batch, inputOffset: committed)
-        restored += batch.count
-        progress.record(restored)
+        let changes = replay.changes(upTo: committed)
+        try store.restore(changes, inputOffset: committed)
+        let restored = changes.count
+        progress.record(read)
         logger.info(
             "state restored from the changelog",
             metadata: [
@@ -642,6 +649,7 @@ final class ProcessingLoop: @unchecked Sendable {
         retries = [:]
         firedTimers = []
         for state in states.values { state.discard() }
+        changelogWriter = UUID().uuidString
         // Table changes heard since the last commit were rolled back with it.
         if !tableReaders.isEmpty { sweepPending.formUnion(states.keys) }
         let assigned = try consumer.assignment()

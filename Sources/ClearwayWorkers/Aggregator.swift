@@ -65,11 +65,15 @@ public struct RerouteRequest: Codable, Hashable, Sendable {
 /// 143.22), exactly once through the runtime's state and transactions.
 ///
 /// State per input partition (all of a consignee's shipments share its partition):
-/// - `window/<consigneeKey>/<day>`: the `DayWindow` (shipments released into it);
+/// - `window/<day>/<consigneeKey>`: the `DayWindow` (shipments released into it);
 /// - `shipment/<shipmentId>`: what was decided last (`ShipmentMemory`), a held shipment whole;
 /// - `order/<orderId>`: the order's shipment ids (a cancellation frees all of them);
-/// - `address/<addressKey>/<day>`: per consignee at the address, its released orders (alerts);
-/// - timers `release/<shipmentId>` (a held shipment's day begins) and `expire/<consignee>/<day>`.
+/// - `address/<day>/<addressKey>`: per consignee at the address, its released orders (alerts);
+/// - `byday/<day>/<shipmentId>` and `days`: what to forget when a day expires;
+/// - `watermark`: the latest arrival day seen. Days more than the retention behind it are
+///   forgotten (event time, so a replay of old days keeps its windows while it runs), and a
+///   record for such a day is an exception, never decided against an empty window;
+/// - timers `release/<shipmentId>`: a held shipment's day begins at its port.
 public struct AggregatorHandler: RecordHandler {
     public static let name = "aggregator"
     static let clearedType = "clearway.shipment.cleared.v1"
@@ -94,7 +98,10 @@ public struct AggregatorHandler: RecordHandler {
     ) -> WorkerDefinition {
         WorkerDefinition(
             name: name, inputs: [StandardTopics.ordersScreened],
-            outputs: [StandardTopics.shipmentsCleared, StandardTopics.alerts, StandardTopics.reroutes],
+            outputs: [
+                StandardTopics.shipmentsCleared, StandardTopics.alerts, StandardTopics.reroutes,
+                StandardTopics.exceptions,
+            ],
             handler: AggregatorHandler(
                 timeline: timeline, overflow: overflow, ports: ports, retentionDays: retentionDays),
             isStateful: true)
@@ -156,7 +163,6 @@ public struct AggregatorHandler: RecordHandler {
         guard let state = context.state else { return [] }
         var day = Decisions(handler: self, state: state)
         if key.hasPrefix("release/") { return try day.releaseHeld(String(key.dropFirst("release/".count))) }
-        if key.hasPrefix("expire/") { day.expire(String(key.dropFirst("expire/".count))) }
         return []
     }
 }
@@ -199,9 +205,11 @@ struct Decisions {
             if previous.version >= version { return [] }
             try withdraw(id, previous)
         }
+        if let expired = try tooLate(shipment, day: day) { return [expired] }
+        try advanceWatermark(to: day)
         let policy = try handler.timeline.policy(on: day)
         let consignee = shipment.order.consigneeKey
-        let windowKey = "window/\(consignee)/\(day)"
+        let windowKey = "window/\(day)/\(consignee)"
         let window = try load(DayWindow.self, windowKey) ?? DayWindow(consigneeKey: consignee, day: day)
         let value = try Decimal(parsingPlain: shipment.order.valueUSD ?? "0")
         let request = AggregationRequest(
@@ -212,8 +220,7 @@ struct Decisions {
             DecisionReason(rule: $0.rule, text: "\($0.text) [\($0.citation)]", policyVersion: $0.policyVersion)
         }
         try remember(order: shipment.order.orderId, shipment: id)
-        expireLater("shipment/\(id)", after: day.adding(days: 1))
-        expireLater("order/\(shipment.order.orderId)", after: day.adding(days: 1))
+        state.set("byday/\(day)/\(id)", Data(shipment.order.orderId.utf8))
         var outputs: [OutputRecord] = []
         switch decision.outcome {
         case .release(let type):
@@ -317,16 +324,50 @@ struct Decisions {
         return outputs
     }
 
-    /// Drops state older than the retention (a window, an address's day, a shipment, an order).
-    func expire(_ key: String) {
-        state.remove(key)
+    /// A shipment for a day already forgotten: an exception (deciding it against an empty window
+    /// could give the consignee a second allowance for that day).
+    private func tooLate(_ shipment: ScreenedOrder, day: Day) throws -> OutputRecord? {
+        guard let text = try state.value("watermark"), let watermark = try? Day(String(decoding: text, as: UTF8.self)),
+            day < watermark.adding(days: -handler.retentionDays)
+        else { return nil }
+        let gap = OrderGap(
+            code: "day-expired",
+            detail:
+                "shipment \(shipment.shipmentId) arrives on \(day), more than \(handler.retentionDays) days before the latest day seen (\(watermark)); that day's windows are no longer kept",
+            fix:
+                "decide it by hand, or raise CLEARWAY_AGGREGATOR_RETENTION_DAYS and replay; late data this old usually means a stuck upstream"
+        )
+        let record = ExceptionRecord(
+            orderId: shipment.order.orderId, version: shipment.order.version, stage: AggregatorHandler.name,
+            status: "rejected", code: gap.code, detail: gap.detail, fix: gap.fix, problems: [gap])
+        return OutputRecord(
+            topic: StandardTopics.exceptions.name, key: shipment.order.orderId, value: try encoder.encode(record),
+            type: "clearway.order.exception.v1", idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/expired")
     }
 
-    /// `key` is forgotten `retentionDays` after `day` (UTC midnight after it).
-    private func expireLater(_ key: String, after day: Day) {
-        state.schedule(
-            timer: "expire/\(key)",
-            at: day.adding(days: handler.retentionDays + 1).start(in: TimeZone(identifier: "UTC")!))
+    /// Moves the watermark to a later day and forgets the days that fall out of the retention.
+    private func advanceWatermark(to day: Day) throws {
+        if let text = try state.value("watermark"), let watermark = try? Day(String(decoding: text, as: UTF8.self)),
+            watermark >= day
+        {
+            return
+        }
+        state.set("watermark", Data(day.description.utf8))
+        let cutoff = day.adding(days: -handler.retentionDays)
+        var days = try load([String].self, "days") ?? []
+        let expired = days.filter { (try? Day($0)).map { $0 < cutoff } ?? true }
+        guard !expired.isEmpty else { return }
+        for old in expired {
+            for key in try state.keys(withPrefix: "window/\(old)/") { state.remove(key) }
+            for key in try state.keys(withPrefix: "address/\(old)/") { state.remove(key) }
+            for key in try state.keys(withPrefix: "byday/\(old)/") {
+                if let order = try state.value(key) { state.remove("order/\(String(decoding: order, as: UTF8.self))") }
+                state.remove("shipment/\(key.dropFirst("byday/\(old)/".count))")
+                state.remove(key)
+            }
+        }
+        days.removeAll { expired.contains($0) }
+        state.set("days", try encoder.encode(days))
     }
 
     // MARK: Helpers
@@ -335,11 +376,11 @@ struct Decisions {
     private func withdraw(_ id: String, _ memory: ShipmentMemory) throws {
         switch memory.status {
         case .released:
-            let key = "window/\(memory.consigneeKey)/\(memory.day)"
+            let key = "window/\(memory.day)/\(memory.consigneeKey)"
             if let window = try load(DayWindow.self, key) {
                 state.set(key, try encoder.encode(window.removing(id).window))
             }
-            let addressKey = "address/\(memory.addressKey)/\(memory.day)"
+            let addressKey = "address/\(memory.day)/\(memory.addressKey)"
             if var address = try load([String: [String: String]].self, addressKey) {
                 address[memory.consigneeKey]?[id] = nil
                 state.set(addressKey, try encoder.encode(address))
@@ -352,7 +393,11 @@ struct Decisions {
     }
 
     private func store(_ window: DayWindow, at key: String, day: Day) throws {
-        if try state.value(key) == nil { expireLater(key, after: day) }
+        var days = try load([String].self, "days") ?? []
+        if !days.contains(day.description) {
+            days.append(day.description)
+            state.set("days", try encoder.encode(days))
+        }
         state.set(key, try encoder.encode(window))
     }
 
@@ -364,7 +409,7 @@ struct Decisions {
     }
 
     private func dayTotal(_ consignee: String, _ day: Day) throws -> Decimal {
-        try load(DayWindow.self, "window/\(consignee)/\(day)")?.totalUSD ?? 0
+        try load(DayWindow.self, "window/\(day)/\(consignee)")?.totalUSD ?? 0
     }
 
     /// Several consignees at one address whose released total for the day passes the threshold
@@ -373,8 +418,7 @@ struct Decisions {
     private func structuring(_ shipment: ScreenedOrder, day: Day, value: Decimal, policy: Policy) throws
         -> [OutputRecord]
     {
-        let key = "address/\(shipment.order.addressKey)/\(day)"
-        if try state.value(key) == nil { expireLater(key, after: day) }
+        let key = "address/\(day)/\(shipment.order.addressKey)"
         var address = try load([String: [String: String]].self, key) ?? [:]
         let alreadyOver = isOver(address, policy)
         address[shipment.order.consigneeKey, default: [:]][shipment.shipmentId] = Money(value, .usd).amountText

@@ -1,9 +1,10 @@
 import ClearwayKafka
-import ClearwayRuntime
 import ClearwayTestSupport
 import Foundation
 import ServiceLifecycle
 import Testing
+
+@testable import ClearwayRuntime
 
 @Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
 struct StateTests {
@@ -92,5 +93,24 @@ struct StateTests {
         #expect(Set(fired) == Set((0..<5).map { "timer:key-\($0)" }))
         #expect(fired.count == 5)
         #expect(try StateInspector.snapshot(directory: configuration.stateDirectory, partition: 0).timers.isEmpty)
+    }
+}
+
+/// The changelog replay drops work that was rolled back, even when a later commit passes its tag.
+struct ChangelogReplayTests {
+    @Test func rolledBackWorkIsDroppedAndCommittedWorkKept() {
+        var replay = ChangelogReplay()
+        // Run A commits up to 20, then writes up to 30 and dies before committing.
+        replay.add(key: "w", change: .put(Data("a10".utf8)), tag: 10, from: 0, writer: "A")
+        replay.add(key: "w", change: .put(Data("a20".utf8)), tag: 20, from: 10, writer: "A")
+        replay.add(key: "zombie", change: .put(Data("z".utf8)), tag: 30, from: 20, writer: "A")
+        // Run B restarts from 20: a timer-only transaction at 20, then 20 → 30 again.
+        replay.add(key: "t", change: .put(Data("b20".utf8)), tag: 20, from: 20, writer: "B")
+        replay.add(key: "w", change: .put(Data("b30".utf8)), tag: 30, from: 20, writer: "B")
+        let changes = replay.changes(upTo: 30)
+        #expect(changes.map(\.key) == ["w", "w", "t", "w"])
+        #expect(changes.last?.change == .put(Data("b30".utf8)))
+        // Committed at 20: B's 20 → 30 is not in yet.
+        #expect(replay.changes(upTo: 20).map(\.key) == ["w", "w", "t"])
     }
 }

@@ -41,16 +41,17 @@ public final class WorkerProcess: @unchecked Sendable {
     // @unchecked: `process` is set once in init; Foundation's Process is thread-safe for these calls.
     public let process: Process
 
-    /// Starts the worker with these environment variables (added to this process's).
-    public init(environment: [String: String]) throws {
+    /// Starts a worker executable built with the tests (`clearway-test-worker` by default) with
+    /// these environment variables (added to this process's).
+    public init(environment: [String: String], executable: String = "clearway-test-worker") throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var binary = directory.appendingPathComponent("clearway-test-worker")
+        var binary = directory.appendingPathComponent(executable)
         if !FileManager.default.isExecutableFile(atPath: binary.path) {
-            binary = directory.deletingLastPathComponent().appendingPathComponent("clearway-test-worker")
+            binary = directory.deletingLastPathComponent().appendingPathComponent(executable)
         }
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw SetupFailure(
-                description: "no clearway-test-worker next to the tests (\(binary.path)); run swift build first")
+                description: "no \(executable) next to the tests (\(binary.path)); run swift build first")
         }
         process = Process()
         process.executableURL = binary

@@ -55,7 +55,9 @@ struct AggregatorDeployment {
         return configuration
     }
 
-    func start() -> (ServiceGroup, Task<Void, any Error>) {
+    func start(stateDirectory: String? = nil) -> (ServiceGroup, Task<Void, any Error>) {
+        var configuration = self.configuration
+        if let stateDirectory { configuration.stateDirectory = stateDirectory }
         let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -199,5 +201,98 @@ struct AggregatorTests {
         #expect(
             try Schemas.problems(
                 seen.records.filter { $0.topic.hasSuffix("alerts.v1") }.map(\.value), against: "alerts.v1") == [])
+    }
+}
+
+@Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
+struct AggregatorCrashTests {
+    /// The heart of it: kill -9 ten times at random moments (each restart on a "new host": an
+    /// empty state directory, so state comes back from the changelog), then scale 1 → 3, and no
+    /// consignee's T86 total for a day ever passes $800.
+    @Test func noDaysT86TotalPasses800AcrossKill9RestoresAndARebalance() async throws {
+        let deployment = AggregatorDeployment()
+        _ = try await TopicAdministration(configuration: deployment.configuration, logger: Broker.logger).apply(
+            deployment.definition.declaredTopics)
+        let count = 12_000
+        var random = SystemRandomNumberGenerator()
+        let producer = try Broker.producer()
+        for index in 0..<count {
+            let consignee = key(1000 + index % 300)
+            let day = ["2025-06-10", "2025-06-11", "2025-06-12"][index % 3]
+            let value = "\(Int.random(in: 40...520, using: &random)).00"
+            try await producer.send(
+                ProducerRecord(
+                    topic: deployment.topic("orders.screened.v1"), key: consignee,
+                    value: Data(screenedJSON("S\(index)", consignee: consignee, value: value, arrival: day).utf8)))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+
+        func environment(_ instance: String) -> [String: String] {
+            [
+                "CLEARWAY_BOOTSTRAP_SERVERS": Broker.bootstrapServers.joined(separator: ","),
+                "CLEARWAY_TOPIC_PREFIX": deployment.prefix, "CLEARWAY_INSTANCE_ID": instance,
+                "CLEARWAY_STATE_DIR": NSTemporaryDirectory() + "clearway-agg-\(UUID().uuidString)",
+                "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_HTTP_PORT": "0", "CLEARWAY_MAX_BATCH": "100",
+                "CLEARWAY_STATIC_MEMBERSHIP": "true", "CLEARWAY_LOG_LEVEL": "warning",
+            ]
+        }
+        var probeConfiguration = KafkaConsumerConfiguration(
+            groupID: deployment.prefix + AggregatorHandler.name, bootstrapServers: Broker.bootstrapServers)
+        probeConfiguration.sessionTimeout = .seconds(6)
+        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
+        let inputs = (0..<Int32(6)).map { TopicPartition(topic: deployment.topic("orders.screened.v1"), partition: $0) }
+        @Sendable func committed() async throws -> Int64 {
+            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
+        }
+        var progress: [Int64] = []
+        for life in 1...10 {
+            let before = try await committed()
+            let worker = try WorkerProcess(environment: environment("agg-1"), executable: "aggregator")
+            try await within(.seconds(60), "progress after start \(life)") {
+                while try await committed() == before { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
+            worker.signal(SIGKILL)
+            _ = await worker.waitForExit(limit: .seconds(5))
+            progress.append(try await committed())
+        }
+        #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
+        // 1 → 3 instances, each on a new host.
+        let workers = try ["agg-1", "agg-2", "agg-3"].map {
+            try WorkerProcess(environment: environment($0), executable: "aggregator")
+        }
+        try await within(.seconds(180), "the three instances finishing") {
+            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        // Held shipments go on being released (a day's timer at a time) after the input is read.
+        var last: [String: [String: Any]] = [:]
+        for _ in 0..<60 {
+            let cleared = try await readAll(
+                topic: deployment.topic("shipments.cleared.v1"), partitions: 6, servers: Broker.bootstrapServers,
+                expectAtLeast: count)
+            // The last decision per shipment (a killed worker's unaborted transaction on the test
+            // broker can leave an earlier one visible; the later one is the one its state holds).
+            last = [:]
+            for record in cleared {
+                let object = record.json
+                guard let id = object["shipmentId"] as? String else { continue }
+                last[id] = object
+            }
+            if last.values.allSatisfy({ $0["status"] as? String == "released" }) && last.count == count { break }
+            try await Task.sleep(for: .seconds(2))
+        }
+        for worker in workers { worker.signal(SIGTERM) }
+        for worker in workers { #expect(await worker.waitForExit(limit: .seconds(20)) == 0) }
+        #expect(last.count == count)
+        #expect(last.values.allSatisfy { $0["status"] as? String == "released" }, "every shipment released in the end")
+        var totals: [String: Decimal] = [:]
+        for object in last.values where object["entryType"] as? String == "T86" {
+            let slot = "\(object["consigneeKey"] as? String ?? "")/\(object["day"] as? String ?? "")"
+            totals[slot, default: 0] += Decimal(string: object["valueUSD"] as? String ?? "0")!
+        }
+        let over = totals.filter { $0.value > 800 }
+        #expect(over.isEmpty, "T86 day totals over $800: \(over)")
+        #expect(totals.count > 300)
     }
 }
