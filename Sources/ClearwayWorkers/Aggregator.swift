@@ -205,8 +205,11 @@ struct Decisions {
             if previous.version >= version { return [] }
             try withdraw(id, previous)
         }
-        if let expired = try tooLate(shipment, day: day) { return [expired] }
-        try advanceWatermark(to: day)
+        if !held {
+            // The watermark follows the input's arrival days, not the days holds push shipments to.
+            if let expired = try tooLate(shipment, day: day) { return [expired] }
+            try advanceWatermark(to: day)
+        }
         let policy = try handler.timeline.policy(on: day)
         let consignee = shipment.order.consigneeKey
         let windowKey = "window/\(day)/\(consignee)"

@@ -68,12 +68,12 @@ struct AggregatorDeployment {
 
     /// Publishes screened records in order, each to partition 0 (one consignee's records share a
     /// partition in production; here every record does, so the address check sees them all).
-    func publish(_ values: [(key: String, value: String)]) async throws {
+    func publish(_ values: [(key: String, value: String)], partition: Int32 = 0) async throws {
         let producer = try Broker.producer()
         for value in values {
             try await producer.send(
                 ProducerRecord(
-                    topic: topic("orders.screened.v1"), partition: 0, key: Data(value.key.utf8),
+                    topic: topic("orders.screened.v1"), partition: partition, key: Data(value.key.utf8),
                     value: Data(value.value.utf8)))
         }
         try await producer.flush()
@@ -119,10 +119,6 @@ struct AggregatorTests {
                 #"{"orderId":"H","type":"cancelled","version":2,"consigneeKey":"\#(key(4))","addressKey":"\#(key(4))","reasons":[{"rule":"order.cancelled","text":"test"}]}"#
             ),
             (key(4), screenedJSON("I", consignee: key(4), value: "500.00", arrival: s321)),
-            (key(5), screenedJSON("J", consignee: key(5), value: "1000.00", arrival: today)),
-            (key(5), screenedJSON("K", consignee: key(5), value: "1000.00", arrival: today)),
-            (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
-            (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
             (key(1), screenedJSON("N", consignee: key(1), value: "700.00", arrival: "2025-06-09")),  // late: its own day
             (key(6), screenedJSON("P", consignee: key(6), address: key(99), value: "500.00", arrival: s321)),
             (key(7), screenedJSON("Q", consignee: key(7), address: key(99), value: "400.00", arrival: s321)),
@@ -132,6 +128,14 @@ struct AggregatorTests {
             ),
         ]
         try await deployment.publish(records)
+        // Another partition (days 17 months apart in one partition would expire the older ones).
+        try await deployment.publish(
+            [
+                (key(5), screenedJSON("J", consignee: key(5), value: "1000.00", arrival: today)),
+                (key(5), screenedJSON("K", consignee: key(5), value: "1000.00", arrival: today)),
+                (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
+                (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
+            ], partition: 1)
         let watch = try await deployment.watch()
         let (group, task) = deployment.start()
         try await watch.wait("every decision", limit: .seconds(60)) { seen in
@@ -219,7 +223,7 @@ struct AggregatorCrashTests {
         for index in 0..<count {
             let consignee = key(1000 + index % 300)
             let day = ["2025-06-10", "2025-06-11", "2025-06-12"][index % 3]
-            let value = "\(Int.random(in: 40...520, using: &random)).00"
+            let value = "\(Int.random(in: 20...120, using: &random)).00"
             try await producer.send(
                 ProducerRecord(
                     topic: deployment.topic("orders.screened.v1"), key: consignee,
