@@ -119,7 +119,8 @@ struct AggregatorTests {
                 #"{"orderId":"H","type":"cancelled","version":2,"consigneeKey":"\#(key(4))","addressKey":"\#(key(4))","reasons":[{"rule":"order.cancelled","text":"test"}]}"#
             ),
             (key(4), screenedJSON("I", consignee: key(4), value: "500.00", arrival: s321)),
-            (key(1), screenedJSON("N", consignee: key(1), value: "700.00", arrival: "2025-06-09")),  // late: its own day
+            // Late: it lands in its own day.
+            (key(1), screenedJSON("N", consignee: key(1), value: "700.00", arrival: "2025-06-09")),
             (key(6), screenedJSON("P", consignee: key(6), address: key(99), value: "500.00", arrival: s321)),
             (key(7), screenedJSON("Q", consignee: key(7), address: key(99), value: "400.00", arrival: s321)),
             (
