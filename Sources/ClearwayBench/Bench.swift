@@ -9,7 +9,9 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clearway-bench",
         abstract: "Clearway benchmarks, each against a baseline measured in the same run.",
-        subcommands: [KafkaBench.self, RuntimeBench.self, EnricherBench.self, PGARouterBench.self])
+        subcommands: [
+            KafkaBench.self, RuntimeBench.self, EnricherBench.self, PGARouterBench.self, AggregatorBench.self,
+        ])
 }
 
 struct KafkaBench: AsyncParsableCommand {
