@@ -38,71 +38,24 @@ func screenedJSON(
 
 func key(_ n: Int) -> String { String(format: "%032x", n) }
 
-struct AggregatorDeployment {
-    let prefix = "a\(UUID().uuidString.prefix(6).lowercased())."
-    let stateDirectory = NSTemporaryDirectory() + "clearway-aggregator-\(UUID().uuidString)"
-    let definition = AggregatorHandler.definition(timeline: try! .shipped(), ports: try! .shipped())
-
-    func topic(_ name: String) -> String { prefix + name }
-
-    var configuration: WorkerConfiguration {
-        var configuration = WorkerConfiguration(worker: AggregatorHandler.name, httpPort: 0)
-        configuration.bootstrapServers = Broker.bootstrapServers
-        configuration.topicPrefix = prefix
-        configuration.stateDirectory = stateDirectory
-        configuration.sessionTimeout = .seconds(6)
-        configuration.instanceID = "test"
-        return configuration
+extension WorkerDeployment {
+    /// The aggregator under the shipped timeline, its topics created.
+    static func aggregator() async throws -> WorkerDeployment {
+        let deployment = WorkerDeployment(AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped()))
+        try await deployment.createTopics()
+        return deployment
     }
 
-    func start(stateDirectory: String? = nil) -> (ServiceGroup, Task<Void, any Error>) {
-        var configuration = self.configuration
-        if let stateDirectory { configuration.stateDirectory = stateDirectory }
-        let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-                logger: Broker.logger))
-        return (group, Task { try await group.run() })
-    }
-
-    /// Publishes screened records in order, each to partition 0 (one consignee's records share a
-    /// partition in production; here every record does, so the address check sees them all).
-    func publish(_ values: [(key: String, value: String)], partition: Int32 = 0) async throws {
-        let producer = try Broker.producer()
-        for value in values {
-            try await producer.send(
-                ProducerRecord(
-                    topic: topic("orders.screened.v1"), partition: partition, key: Data(value.key.utf8),
-                    value: Data(value.value.utf8)))
-        }
-        try await producer.flush()
-        await producer.shutdown()
-    }
-
-    func watch() async throws -> ConsumerProbe {
-        var configuration = KafkaConsumerConfiguration(
-            groupID: "watch-\(UUID().uuidString)", bootstrapServers: Broker.bootstrapServers)
-        configuration.isolationLevel = .readCommitted
-        let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
-        var offsets: [TopicPartitionOffset] = []
-        for name in ["shipments.cleared.v1", "alerts.v1", "reroutes.v1"] {
-            _ = try await consumer.describeTopic(topic(name))
-            offsets += (0..<Int32(6)).map {
-                TopicPartitionOffset(topic: topic(name), partition: $0, offset: TopicPartitionOffset.beginning)
-            }
-        }
-        try consumer.assign(offsets)
-        return ConsumerProbe(consumer) { _, _ in }
+    /// A read_committed reader of the aggregator's outputs.
+    func watchDecisions() async throws -> ConsumerProbe {
+        try await watch(["shipments.cleared.v1", "alerts.v1", "reroutes.v1"])
     }
 }
 
 @Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
 struct AggregatorTests {
     @Test func theDailyRuleDecidesUnderBothRegimes() async throws {
-        let deployment = AggregatorDeployment()
-        _ = try await TopicAdministration(configuration: deployment.configuration, logger: Broker.logger).apply(
-            deployment.definition.declaredTopics)
+        let deployment = try await WorkerDeployment.aggregator()
         let s321 = "2025-06-10"  // Section 321 at $800 (China / Hong Kong excluded) was in force
         let today = "2026-11-20"  // de minimis suspended: T11 up to $2,500, consolidated, else T01
         let records: [(key: String, value: String)] = [
@@ -128,16 +81,19 @@ struct AggregatorTests {
                 screenedJSON("R", consignee: key(8), value: "100.00", arrival: s321, lanes: ["T01"], required: "T01")
             ),
         ]
-        try await deployment.publish(records)
+        // Every record to partition 0 (one consignee's records share a partition in production;
+        // here every record does, so the address check sees them all).
+        try await deployment.publish("orders.screened.v1", records, partition: 0)
         // Another partition (days 17 months apart in one partition would expire the older ones).
         try await deployment.publish(
+            "orders.screened.v1",
             [
                 (key(5), screenedJSON("J", consignee: key(5), value: "1000.00", arrival: today)),
                 (key(5), screenedJSON("K", consignee: key(5), value: "1000.00", arrival: today)),
                 (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
                 (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
             ], partition: 1)
-        let watch = try await deployment.watch()
+        let watch = try await deployment.watchDecisions()
         let (group, task) = deployment.start()
         try await watch.wait("every decision", limit: .seconds(60)) { seen in
             // 18 records, + C released after its hold, + one alert.
@@ -215,9 +171,7 @@ struct AggregatorCrashTests {
     /// empty state directory, so state comes back from the changelog), then scale 1 → 3, and no
     /// consignee's T86 total for a day ever passes $800.
     @Test func noDaysT86TotalPasses800AcrossKill9RestoresAndARebalance() async throws {
-        let deployment = AggregatorDeployment()
-        _ = try await TopicAdministration(configuration: deployment.configuration, logger: Broker.logger).apply(
-            deployment.definition.declaredTopics)
+        let deployment = try await WorkerDeployment.aggregator()
         let count = 12_000
         var random = SystemRandomNumberGenerator()
         let producer = try Broker.producer()

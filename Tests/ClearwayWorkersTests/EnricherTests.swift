@@ -7,77 +7,6 @@ import Foundation
 import ServiceLifecycle
 import Testing
 
-/// A deployment of the enricher on the test broker: its own topic prefix and state directory.
-struct EnricherDeployment {
-    let prefix = "e\(UUID().uuidString.prefix(6).lowercased())."
-    let stateDirectory = NSTemporaryDirectory() + "clearway-enricher-\(UUID().uuidString)"
-    static let secret = "test-secret-of-at-least-16-bytes"
-    let definition = EnricherHandler.definition(
-        warehouses: try! WarehouseDirectory.shipped(), secret: try! ConsigneeKeySecret(text: EnricherDeployment.secret))
-
-    func topic(_ name: String) -> String { prefix + name }
-
-    var configuration: WorkerConfiguration {
-        var configuration = WorkerConfiguration(worker: EnricherHandler.name, httpPort: 0)
-        configuration.bootstrapServers = Broker.bootstrapServers
-        configuration.topicPrefix = prefix
-        configuration.stateDirectory = stateDirectory
-        configuration.sessionTimeout = .seconds(6)
-        configuration.instanceID = "test"
-        return configuration
-    }
-
-    func createTopics() async throws {
-        _ = try await TopicAdministration(configuration: configuration, logger: Broker.logger).apply(
-            definition.declaredTopics)
-    }
-
-    func start() -> (ServiceGroup, Task<Void, any Error>) {
-        let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-                logger: Broker.logger))
-        return (group, Task { try await group.run() })
-    }
-
-    /// Publishes JSON values (nil: a tombstone) with their keys to a topic, in order.
-    func publish(_ name: String, _ records: [(key: String, value: String?)]) async throws {
-        let producer = try Broker.producer()
-        for record in records {
-            try await producer.send(
-                record.value.map { ProducerRecord(topic: topic(name), key: record.key, value: Data($0.utf8)) }
-                    ?? .tombstone(topic: topic(name), key: Data(record.key.utf8)))
-        }
-        try await producer.flush()
-        await producer.shutdown()
-    }
-
-    /// A read_committed reader of every partition of the output topics, from the start.
-    func watch(_ names: [String]) async throws -> ConsumerProbe {
-        var configuration = KafkaConsumerConfiguration(
-            groupID: "watch-\(UUID().uuidString)", bootstrapServers: Broker.bootstrapServers)
-        configuration.isolationLevel = .readCommitted
-        let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
-        var offsets: [TopicPartitionOffset] = []
-        for name in names {
-            guard let description = try await consumer.describeTopic(topic(name)) else {
-                throw SetupFailure(description: "no topic \(topic(name))")
-            }
-            offsets += description.partitions.map {
-                TopicPartitionOffset(topic: topic(name), partition: $0.id, offset: TopicPartitionOffset.beginning)
-            }
-        }
-        try consumer.assign(offsets)
-        return ConsumerProbe(consumer) { _, _ in }
-    }
-}
-
-extension ConsumerRecord {
-    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: value)) as? [String: Any] ?? [:] }
-    var ceID: String? { headers.first(named: "ce_id") }
-}
-
 func catalogJSON(
     _ sku: String, hts: String? = "6109.10.0012", origin: String? = "MX", mid: String? = nil,
     manufacturer: Bool = true
@@ -115,7 +44,7 @@ func orderJSON(
 @Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
 struct EnricherTests {
     @Test func enrichesParksRedrivesAndPassesCancellationsOn() async throws {
-        let deployment = EnricherDeployment()
+        let deployment = WorkerDeployment.enricher()
         try await deployment.createTopics()
         // Reference data before the worker starts: it loads the tables before the first order.
         try await deployment.publish(
@@ -247,7 +176,7 @@ struct EnricherTests {
     }
 
     @Test func ordersBeforeTheirCatalogRecordsAreParkedAndFixesWhileDownApplyOnRestart() async throws {
-        let deployment = EnricherDeployment()
+        let deployment = WorkerDeployment.enricher()
         try await deployment.createTopics()
         try await deployment.publish(
             "orders.v1",

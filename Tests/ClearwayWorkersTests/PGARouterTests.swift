@@ -45,63 +45,18 @@ func enrichedJSON(_ id: String, arrival: String = "2025-06-10", lines: [TestLine
     return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
 }
 
-struct RouterDeployment {
-    let prefix = "r\(UUID().uuidString.prefix(6).lowercased())."
-    let references: ScreeningReferences
-    var definition: WorkerDefinition { PGARouterHandler.definition(references: references) }
-
-    init(_ sources: ScreeningSources) throws {
-        references = try ScreeningReferences(sources: sources, logger: Broker.logger)
+extension WorkerDeployment {
+    /// The pga-router over these sources, its topics created.
+    static func router(_ references: ScreeningReferences) async throws -> WorkerDeployment {
+        let deployment = WorkerDeployment(PGARouterHandler.definition(references: references))
+        try await deployment.createTopics()
+        return deployment
     }
 
-    func topic(_ name: String) -> String { prefix + name }
-
-    var configuration: WorkerConfiguration {
-        var configuration = WorkerConfiguration(worker: PGARouterHandler.name, httpPort: 0)
-        configuration.bootstrapServers = Broker.bootstrapServers
-        configuration.topicPrefix = prefix
-        configuration.sessionTimeout = .seconds(6)
-        configuration.instanceID = "test"
-        return configuration
-    }
-
-    func start() async throws -> (ServiceGroup, Task<Void, any Error>) {
-        _ = try await TopicAdministration(configuration: configuration, logger: Broker.logger).apply(
-            definition.declaredTopics)
-        let runtime = WorkerRuntime(definition: definition, configuration: configuration, logger: Broker.logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-                logger: Broker.logger))
-        return (group, Task { try await group.run() })
-    }
-
-    func publish(_ records: [(String, String)]) async throws {
-        let producer = try Broker.producer()
-        for (id, value) in records {
-            try await producer.send(
-                ProducerRecord(
-                    topic: topic("orders.enriched.v1"), key: String(repeating: "a", count: 32), value: Data(value.utf8),
-                    headers: [KafkaHeader(name: "test.order", string: id)]))
-        }
-        try await producer.flush()
-        await producer.shutdown()
-    }
-
-    func watch() async throws -> ConsumerProbe {
-        var configuration = KafkaConsumerConfiguration(
-            groupID: "watch-\(UUID().uuidString)", bootstrapServers: Broker.bootstrapServers)
-        configuration.isolationLevel = .readCommitted
-        let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
-        var offsets: [TopicPartitionOffset] = []
-        for name in ["orders.screened.v1", "orders.exceptions.v1"] {
-            _ = try await consumer.describeTopic(topic(name))
-            offsets += (0..<Int32(6)).map {
-                TopicPartitionOffset(topic: topic(name), partition: $0, offset: TopicPartitionOffset.beginning)
-            }
-        }
-        try consumer.assign(offsets)
-        return ConsumerProbe(consumer) { _, _ in }
+    /// Enriched orders, all under one consignee key.
+    func publishEnriched(_ records: [(String, String)]) async throws {
+        try await publish(
+            "orders.enriched.v1", records.map { (key: String(repeating: "a", count: 32), value: $0.1) })
     }
 }
 
@@ -122,8 +77,10 @@ struct PGARouterTests {
     func lanes(_ shipment: [String: Any]?) -> [String] { shipment?["allowedLanes"] as? [String] ?? [] }
 
     @Test func regulatedExcludedAndMixedOrdersTakeTheirLanesWholeOrSplit() async throws {
-        let whole = try RouterDeployment(ScreeningSources())
-        let split = try RouterDeployment(ScreeningSources(mixedOrders: .split))
+        let whole = try await WorkerDeployment.router(
+            ScreeningReferences(sources: ScreeningSources(), logger: Broker.logger))
+        let split = try await WorkerDeployment.router(
+            ScreeningReferences(sources: ScreeningSources(mixedOrders: .split), logger: Broker.logger))
         let orders: [(String, String)] = [
             ("FOOD", enrichedJSON("FOOD", lines: [coffee])),
             (
@@ -143,10 +100,11 @@ struct PGARouterTests {
             ("UNKNOWN", enrichedJSON("UNKNOWN", lines: [TestLine(sku: "PHONE", hts: "8517.62.0090")])),
             ("TODAY", enrichedJSON("TODAY", arrival: "2026-11-20", lines: [tee])),
         ]
-        for deployment in [whole, split] { try await deployment.publish(orders) }
-        let watches = [try await whole.watch(), try await split.watch()]
-        let (wholeGroup, wholeTask) = try await whole.start()
-        let (splitGroup, splitTask) = try await split.start()
+        for deployment in [whole, split] { try await deployment.publishEnriched(orders) }
+        let outputs = ["orders.screened.v1", "orders.exceptions.v1"]
+        let watches = [try await whole.watch(outputs), try await split.watch(outputs)]
+        let (wholeGroup, wholeTask) = whole.start()
+        let (splitGroup, splitTask) = split.start()
         for (deployment, watch) in zip([whole, split], watches) {
             try await watch.wait("every order screened", limit: .seconds(60)) { seen in
                 seen.records.count >= (deployment.prefix == whole.prefix ? 8 : 9)
@@ -205,22 +163,23 @@ struct PGARouterTests {
         let flagsFile = directory + "/pga-flags.json"
         let unflagged = #"{"source": "test", "entries": []}"#
         try Data(unflagged.utf8).write(to: URL(fileURLWithPath: flagsFile))
-        let deployment = try RouterDeployment(ScreeningSources(pgaFlags: flagsFile))
-        let watcher = Task { await deployment.references.watch(interval: .milliseconds(100)) }
+        let references = try ScreeningReferences(sources: ScreeningSources(pgaFlags: flagsFile), logger: Broker.logger)
+        let deployment = try await WorkerDeployment.router(references)
+        let watcher = Task { await references.watch(interval: .milliseconds(100)) }
         defer { watcher.cancel() }
-        let watch = try await deployment.watch()
-        let (group, task) = try await deployment.start()
+        let watch = try await deployment.watch(["orders.screened.v1", "orders.exceptions.v1"])
+        let (group, task) = deployment.start()
 
-        try await deployment.publish((0..<50).map { ("A\($0)", enrichedJSON("A\($0)", lines: [tee])) })
+        try await deployment.publishEnriched((0..<50).map { ("A\($0)", enrichedJSON("A\($0)", lines: [tee])) })
         try await watch.wait("the first half", limit: .seconds(60)) { $0.records.count >= 50 }
         // The PGA table now flags chapter 61 as FDA-required (for the test); the router reloads it.
         let flagged =
             #"{"source": "test", "entries": [{"htsPrefix": "6109", "flags": ["FD2"], "effectiveFrom": "2016-01-01", "effectiveUntil": null}]}"#
         try Data(flagged.utf8).write(to: URL(fileURLWithPath: flagsFile))
         try await within(.seconds(10), "the reload") {
-            while deployment.references.reloadCount < 1 { try await Task.sleep(for: .milliseconds(50)) }
+            while references.reloadCount < 1 { try await Task.sleep(for: .milliseconds(50)) }
         }
-        try await deployment.publish((0..<50).map { ("B\($0)", enrichedJSON("B\($0)", lines: [tee])) })
+        try await deployment.publishEnriched((0..<50).map { ("B\($0)", enrichedJSON("B\($0)", lines: [tee])) })
         try await watch.wait("the second half", limit: .seconds(60)) { $0.records.count >= 100 }
         try await Task.sleep(for: .milliseconds(500))  // anything extra would show now
         await group.triggerGracefulShutdown()
