@@ -72,11 +72,20 @@ let package = Package(
         .executableTarget(
             name: "PGARouter",
             dependencies: ["ClearwayWorkers", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")]),
+        // The fleet as a whole: the sample-data generator and the report read from the topics.
+        .target(
+            name: "ClearwayFleet",
+            dependencies: [
+                "ClearwayDomain", "ClearwayKafka", "ClearwayWorkers", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `clearway` command-line tool.
         .executableTarget(
             name: "ClearwayCLI",
             dependencies: [
                 "ClearwayDomain",
+                "ClearwayFleet",
+                "ClearwayKafka",
                 "ClearwayRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -89,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
-                "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers", "ClearwayDomain",
+                "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers", "ClearwayDomain", "ClearwayFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

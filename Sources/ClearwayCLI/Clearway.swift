@@ -11,7 +11,11 @@ struct Clearway: AsyncParsableCommand {
         commandName: "clearway",
         abstract: "Clearway's customs rules from the command line.",
         discussion: "Reads CLEARWAY_POLICY (a shipped timeline name or a file) for the policy timeline.",
-        subcommands: [MIDCommand.self, HTSCommand.self, PolicyCommand.self, AuditCommand.self, TopicsCommand.self])
+        subcommands: [
+            MIDCommand.self, HTSCommand.self, PolicyCommand.self, AuditCommand.self, TopicsCommand.self,
+            SampleCommand.self,
+            ReportCommand.self,
+        ])
 }
 
 /// Fails the command with a message and exit code 2, the way argument errors do.

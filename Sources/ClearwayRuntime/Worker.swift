@@ -194,9 +194,18 @@ public enum StandardTopics {
     public static let reroutes = TopicDeclaration("reroutes.v1")
     public static let dlq = TopicDeclaration("dlq.v1", retention: .seconds(30 * 24 * 3600))
 
-    /// All of them.
-    public static let all: [TopicDeclaration] = [
-        orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
-        erpWriteback, exceptions, alerts, reroutes, dlq,
+    /// The state changelogs of the stateful workers (`<worker>.changelog`, compacted, partitioned
+    /// like their input; `WorkerDefinition.changelog`). A test checks that every worker's declared
+    /// topics are among `all`.
+    public static let changelogs: [TopicDeclaration] = [
+        TopicDeclaration("enricher.changelog", partitions: orders.partitions, compacted: true),
+        TopicDeclaration("aggregator.changelog", partitions: ordersScreened.partitions, compacted: true),
     ]
+
+    /// All of them: what `clearway topics apply` creates.
+    public static let all: [TopicDeclaration] =
+        [
+            orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
+            erpWriteback, exceptions, alerts, reroutes, dlq,
+        ] + changelogs
 }

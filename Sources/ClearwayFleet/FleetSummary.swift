@@ -1,0 +1,75 @@
+import ClearwayDomain
+import Foundation
+
+/// A readable summary of one or more deployments, side by side: one row per measure, one column
+/// per deployment.
+public struct FleetSummary: Sendable {
+    public var tallies: [FleetTally]
+    public var titles: [String]
+
+    public init(tallies: [FleetTally], titles: [String]) {
+        self.tallies = tallies
+        self.titles = titles
+    }
+
+    /// The rows: a label and one cell per deployment.
+    public var rows: [(label: String, cells: [String])] {
+        var rows: [(String, [String])] = []
+        func row(_ label: String, _ cell: (FleetTally) -> String) { rows.append((label, tallies.map(cell))) }
+        func count(_ value: Int) -> String { value.formatted(.number.grouping(.automatic)) }
+        func usd(_ value: Decimal) -> String { "$" + value.formatted(.number.precision(.fractionLength(2))) }
+        row("policy") { $0.policyVersions.joined(separator: ", ") }
+        row("orders in (records)") { "\(count($0.orderKeys.count)) (\(count($0.orderRecords)))" }
+        row("  with an outcome") { count($0.orderKeys.count - $0.undecided) }
+        row("enriched → screened") { "\(count($0.enriched)) → \(count($0.screened))" }
+        row("shipments decided") { count($0.shipments.count) }
+        for type in EntryType.allCases {
+            row("  released \(type.rawValue)") { tally in
+                let released = tally.released(type)
+                let value = released.reduce(Decimal(0)) { $0 + (Decimal(string: $1.valueUSD) ?? 0) }
+                return released.isEmpty ? "0" : "\(count(released.count))  \(usd(value))"
+            }
+        }
+        row("  held (waiting for their day)") { count($0.finalStatus(.held)) }
+        row("  released after a hold") { count($0.releasedAfterHold) }
+        row("  cancelled") { count($0.finalStatus(.cancelled)) }
+        row("  rerouted") { count($0.finalStatus(.rerouted)) }
+        row("consolidated T11 entries") { tally in
+            let (groups, shipments) = tally.consolidations
+            return groups == 0 ? "0" : "\(count(groups)) (\(count(shipments)) shipments)"
+        }
+        row("largest T86 day total") { $0.released(.t86).isEmpty ? "-" : usd($0.largestT86DayTotal) }
+        row("exceptions") { count($0.exceptions.count) }
+        let codes = Set(tallies.flatMap { $0.exceptionsByCode.keys }).sorted()
+        for code in codes {
+            row("  \(code)") { count($0.exceptionsByCode[code] ?? 0) }
+        }
+        row("dead letters (DLQ)") { count($0.deadLetters) }
+        let reasons = Set(tallies.flatMap { $0.deadLettersByReason.keys }).sorted()
+        for reason in reasons {
+            row("  \(reason)") { count($0.deadLettersByReason[reason] ?? 0) }
+        }
+        row("structuring alerts") { count($0.alerts.count) }
+        return rows
+    }
+
+    /// The table as text.
+    public var text: String {
+        let rows = self.rows
+        let labelWidth = max(32, (rows.map(\.label.count).max() ?? 0) + 2)
+        let widths = titles.indices.map { column in
+            max(titles[column].count, rows.map { $0.cells[column].count }.max() ?? 0) + 3
+        }
+        func line(_ label: String, _ cells: [String]) -> String {
+            var text = label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+            for (column, cell) in cells.enumerated() {
+                text += cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            while text.last == " " { text.removeLast() }
+            return text
+        }
+        var lines = [line("", titles), line("", widths.map { String(repeating: "─", count: $0 - 3) })]
+        lines += rows.map { line($0.label, $0.cells) }
+        return lines.joined(separator: "\n")
+    }
+}

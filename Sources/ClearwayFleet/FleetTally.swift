@@ -1,0 +1,203 @@
+import ClearwayDomain
+import ClearwayKafka
+import ClearwayWorkers
+import Foundation
+import Logging
+
+/// What one deployment (one topic prefix) made of its orders, tallied from its topics: the
+/// orders that came in, and per order its outcome — cleared (with the last decision on each of
+/// its shipments), an exception, or a dead letter.
+public struct FleetTally: Sendable {
+    /// The last decision on a shipment, and whether it was ever held.
+    public struct Shipment: Sendable {
+        public var last: ClearedShipment
+        public var wasHeld: Bool
+    }
+
+    /// An `orders.exceptions.v1` record, as far as the tally needs it.
+    public struct OrderException: Decodable, Sendable {
+        public var orderId: String
+        public var stage: String
+        public var status: String
+        public var code: String
+    }
+
+    /// The topic prefix of the deployment.
+    public let prefix: String
+    /// Distinct keys of `orders.v1` records (order ids, or whatever a broken record carried).
+    public private(set) var orderKeys: Set<String> = []
+    public private(set) var orderRecords = 0
+    public private(set) var enriched = 0
+    public private(set) var screened = 0
+    /// By shipment id.
+    public private(set) var shipments: [String: Shipment] = [:]
+    /// The shipment ids of each order that reached the aggregator.
+    public private(set) var shipmentsByOrder: [String: Set<String>] = [:]
+    /// The last exception of each order.
+    public private(set) var exceptions: [String: OrderException] = [:]
+    /// Dead letters of `orders.v1` by original key; other dead letters by source topic.
+    public private(set) var deadOrders: [String: Int] = [:]
+    public private(set) var deadLetters = 0
+    public private(set) var deadLettersByReason: [String: Int] = [:]
+    public private(set) var alerts: [StructuringAlert] = []
+    public private(set) var reroutes = 0
+    /// Records on the outcome topics that were not valid JSON of their kind (should be none).
+    public private(set) var unreadable: [String] = []
+
+    public init(prefix: String) { self.prefix = prefix }
+
+    /// The topics the tally reads, with the prefix.
+    public var topics: [String] {
+        [
+            "orders.v1", "orders.enriched.v1", "orders.screened.v1", "shipments.cleared.v1", "orders.exceptions.v1",
+            "dlq.v1", "alerts.v1", "reroutes.v1",
+        ].map { prefix + $0 }
+    }
+
+    private static let decoder = JSONDecoder()
+
+    /// Counts one record from any of `topics`.
+    public mutating func add(_ record: ConsumerRecord) {
+        let topic = String(record.topic.dropFirst(prefix.count))
+        let key = record.keyString ?? ""
+        switch topic {
+        case "orders.v1":
+            orderRecords += 1
+            orderKeys.insert(key)
+        case "orders.enriched.v1": enriched += 1
+        case "orders.screened.v1": screened += 1
+        case "shipments.cleared.v1":
+            guard let shipment = try? Self.decoder.decode(ClearedShipment.self, from: record.value) else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                return
+            }
+            // A shipment's records share its consignee's partition, so they arrive in order.
+            let wasHeld = (shipments[shipment.shipmentId]?.wasHeld ?? false) || shipment.status == .held
+            shipments[shipment.shipmentId] = Shipment(last: shipment, wasHeld: wasHeld)
+            shipmentsByOrder[shipment.orderId, default: []].insert(shipment.shipmentId)
+        case "orders.exceptions.v1":
+            guard let exception = try? Self.decoder.decode(OrderException.self, from: record.value) else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                return
+            }
+            exceptions[exception.orderId] = exception
+        case "dlq.v1":
+            deadLetters += 1
+            let reason = record.headers.first(named: "dlq.error.class") ?? "unknown"
+            deadLettersByReason[reason, default: 0] += 1
+            if record.headers.first(named: "dlq.source.topic") == prefix + "orders.v1" {
+                deadOrders[key, default: 0] += 1
+            }
+        case "alerts.v1":
+            if let alert = try? Self.decoder.decode(StructuringAlert.self, from: record.value) {
+                alerts.append(alert)
+            } else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+            }
+        case "reroutes.v1": reroutes += 1
+        default: break
+        }
+    }
+
+    /// The kinds of outcome an order key has: `cleared`, `exception`, `dlq` (exactly one once
+    /// the fleet is done with it).
+    public func outcomes(of key: String) -> [String] {
+        var kinds: [String] = []
+        if shipmentsByOrder[key] != nil { kinds.append("cleared") }
+        if exceptions[key] != nil { kinds.append("exception") }
+        if deadOrders[key] != nil { kinds.append("dlq") }
+        return kinds
+    }
+
+    /// Order keys with no outcome yet.
+    public var undecided: Int { orderKeys.filter { outcomes(of: $0).isEmpty }.count }
+
+    /// The final shipments, released ones by entry type.
+    public func released(_ type: EntryType) -> [ClearedShipment] {
+        shipments.values.map(\.last).filter { $0.status == .released && $0.entryType == type }
+    }
+
+    public func finalStatus(_ status: ClearedShipment.Status) -> Int {
+        shipments.values.filter { $0.last.status == status }.count
+    }
+
+    /// Released after a hold.
+    public var releasedAfterHold: Int {
+        shipments.values.filter { $0.wasHeld && $0.last.status == .released }.count
+    }
+
+    /// Consolidation groups of two or more released shipments, and the shipments in them.
+    public var consolidations: (groups: Int, shipments: Int) {
+        var members: [String: Int] = [:]
+        for shipment in shipments.values.map(\.last) where shipment.status == .released {
+            if let group = shipment.consolidationGroup { members[group, default: 0] += 1 }
+        }
+        let shared = members.values.filter { $0 >= 2 }
+        return (shared.count, shared.reduce(0, +))
+    }
+
+    /// The highest Type 86 day total any consignee reached, in USD.
+    public var largestT86DayTotal: Decimal {
+        var totals: [String: Decimal] = [:]
+        for shipment in released(.t86) {
+            totals["\(shipment.consigneeKey)/\(shipment.day)", default: 0] += Decimal(string: shipment.valueUSD) ?? 0
+        }
+        return totals.values.max() ?? 0
+    }
+
+    /// Exceptions per code.
+    public var exceptionsByCode: [String: Int] {
+        exceptions.values.reduce(into: [:]) { $0[$1.code, default: 0] += 1 }
+    }
+
+    /// The policy versions the decisions named.
+    public var policyVersions: [String] {
+        Set(shipments.values.map(\.last.policyVersion)).sorted()
+    }
+}
+
+/// Reads topics from their beginning with a `read_committed` consumer of its own (no group
+/// offsets are committed), a poll turn at a time.
+public final class TopicReader: Sendable {
+    let consumer: KafkaConsumer
+
+    public init(
+        bootstrapServers: [String], topics: [String], properties: [String: String] = [:], logger: Logger
+    ) async throws {
+        var configuration = KafkaConsumerConfiguration(
+            groupID: "clearway-report-\(UUID().uuidString)", bootstrapServers: bootstrapServers)
+        configuration.isolationLevel = .readCommitted
+        configuration.properties.merge(properties) { _, given in given }
+        consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        var offsets: [TopicPartitionOffset] = []
+        for topic in topics {
+            guard let description = try await consumer.describeTopic(topic) else {
+                throw TopicMissing(topic: topic)
+            }
+            offsets += description.partitions.map {
+                TopicPartitionOffset(topic: topic, partition: $0.id, offset: TopicPartitionOffset.beginning)
+            }
+        }
+        try consumer.assign(offsets)
+    }
+
+    /// The records that arrive within `duration`.
+    public func read(for duration: Duration) async throws -> [ConsumerRecord] {
+        let deadline = ContinuousClock.now + duration
+        var records: [ConsumerRecord] = []
+        while ContinuousClock.now < deadline, let events = try await consumer.poll() {
+            for case .record(let record) in events { records.append(record) }
+        }
+        return records
+    }
+
+    public func close() async { try? await consumer.close() }
+}
+
+/// A topic the report needs is not there.
+public struct TopicMissing: Error, CustomStringConvertible {
+    public var topic: String
+    public var description: String {
+        "topic \(topic) does not exist: run `clearway topics apply` with the same CLEARWAY_TOPIC_PREFIX"
+    }
+}
