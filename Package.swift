@@ -126,6 +126,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ClearwayFleetTests",
+            dependencies: [
+                "ClearwayFleet", "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka",
+                "ClearwayTestSupport",
+            ]
+        ),
+        .testTarget(
             name: "ClearwayDomainTests",
             dependencies: [
                 "ClearwayDomain",

@@ -59,7 +59,7 @@ struct SampleCommand: AsyncParsableCommand {
         let sample = SampleGenerator(seed: seed, consignees: consignees, days: days, lastDay: last).generate()
         print(
             "sample (seed \(seed)): \(sample.catalog.count) SKUs, \(sample.fxRates.count) FX rates, "
-                + "\(sample.orders.count) order records (\(sample.orderIDs.count) orders) shipped \(sample.days.first!)…\(sample.days.last!)"
+                + "\(sample.orders.count) order records (\(sample.orderKeys.count) orders) shipped \(sample.days.first!)…\(sample.days.last!)"
         )
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
