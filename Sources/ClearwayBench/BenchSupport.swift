@@ -3,6 +3,10 @@ import ClearwayKafka
 import Foundation
 import Logging
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// `kcat -C … | kcat -P …` from the start of `input` to `output`, timed whole: the pass-through
 /// baseline every worker benchmark is measured against. Seconds.
 func kcatPipe(kcat: String, servers: String, input: String, output: String) throws -> Double {
@@ -78,4 +82,54 @@ func peakRSS(_ pid: Int32) -> Int {
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
     }
     return 0
+}
+
+/// Starts a worker process with the bench's settings over `environment`; its log goes nowhere.
+func startWorker(executable: String, environment: [String: String]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.environment = ProcessInfo.processInfo.environment.merging(
+        ["CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_LOG_LEVEL": "warning", "MALLOC_ARENA_MAX": "2"].merging(
+            environment
+        ) { _, given in given }
+    ) { _, new in new }
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    return process
+}
+
+/// Waits until a worker's `/readyz` answers 200 (assigned, restored, caught up).
+func waitUntilReady(port: Int, process: Process, name: String, limit: Duration = .seconds(60)) async throws {
+    let deadline = ContinuousClock.now + limit
+    let url = URL(string: "http://127.0.0.1:\(port)/readyz")!
+    while ContinuousClock.now < deadline {
+        guard process.isRunning else { throw ValidationError("\(name) exited (\(process.terminationStatus))") }
+        if let (_, response) = try? await URLSession.shared.data(from: url),
+            (response as? HTTPURLResponse)?.statusCode == 200
+        {
+            return
+        }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    throw ValidationError("\(name) was not ready within \(limit)")
+}
+
+/// A free TCP port on the loopback interface.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ValidationError("no socket for a free port") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw ValidationError("could not bind a loopback port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

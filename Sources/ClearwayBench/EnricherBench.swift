@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClearwayDomain
+import ClearwayFleet
 import ClearwayKafka
 import ClearwayRuntime
 import ClearwayWorkers
@@ -193,17 +194,4 @@ struct EnricherBench: AsyncParsableCommand {
 /// When each order's output was seen, by `parked/<id>` or `enriched/<id>`.
 final class Arrivals: Sendable {
     let seen = Mutex<[String: ContinuousClock.Instant]>([:])
-}
-
-/// A small seeded generator (SplitMix64), so every run offers the same orders.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClearwayDomain
+import ClearwayFleet
 import ClearwayKafka
 import ClearwayRuntime
 import ClearwayWorkers
