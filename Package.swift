@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "enricher", targets: ["Enricher"]),
         .executable(name: "pga-router", targets: ["PGARouter"]),
         .executable(name: "aggregator", targets: ["Aggregator"]),
+        .executable(name: "structuring", targets: ["Structuring"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -69,6 +70,7 @@ let package = Package(
         // One executable per worker.
         .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
         .executableTarget(name: "Aggregator", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
+        .executableTarget(name: "Structuring", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
         .executableTarget(
             name: "PGARouter",
             dependencies: ["ClearwayWorkers", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")]),

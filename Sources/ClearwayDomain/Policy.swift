@@ -70,6 +70,10 @@ public struct Policy: Hashable, Sendable, Codable {
 
     /// Whether de minimis exists under this policy.
     public var hasDeMinimis: Bool { regime == .section321 && deMinimisThresholdUSD != nil }
+
+    /// The day total per person a structuring signal compares an address's consignees against:
+    /// the de minimis threshold, or without de minimis the informal-entry ceiling.
+    public var structuringThresholdUSD: Decimal { deMinimisThresholdUSD ?? informalEntryCeilingUSD }
 }
 
 /// The effective-dated sequence of policies: which rules govern a shipment arriving on a day.

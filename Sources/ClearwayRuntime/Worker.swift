@@ -193,6 +193,9 @@ public enum StandardTopics {
     public static let alerts = TopicDeclaration("alerts.v1")
     public static let reroutes = TopicDeclaration("reroutes.v1")
     public static let dlq = TopicDeclaration("dlq.v1", retention: .seconds(30 * 24 * 3600))
+    /// The aggregator's releases re-keyed by `addressKey`, for the structuring watch (internal).
+    public static let releasedByAddress = TopicDeclaration(
+        "released.by-address.v1", retention: .seconds(30 * 24 * 3600))
 
     /// The state changelogs of the stateful workers (`<worker>.changelog`, compacted, partitioned
     /// like their input; `WorkerDefinition.changelog`). A test checks that every worker's declared
@@ -200,12 +203,13 @@ public enum StandardTopics {
     public static let changelogs: [TopicDeclaration] = [
         TopicDeclaration("enricher.changelog", partitions: orders.partitions, compacted: true),
         TopicDeclaration("aggregator.changelog", partitions: ordersScreened.partitions, compacted: true),
+        TopicDeclaration("structuring.changelog", partitions: releasedByAddress.partitions, compacted: true),
     ]
 
     /// All of them: what `clearway topics apply` creates.
     public static let all: [TopicDeclaration] =
         [
             orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
-            erpWriteback, exceptions, alerts, reroutes, dlq,
+            erpWriteback, exceptions, alerts, reroutes, dlq, releasedByAddress,
         ] + changelogs
 }

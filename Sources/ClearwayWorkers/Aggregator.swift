@@ -31,24 +31,6 @@ public struct ClearedShipment: Codable, Hashable, Sendable {
     public var shipment: ScreenedOrder?
 }
 
-/// A structuring signal (`alerts.v1`, keyed by `addressKey`): several consignees at one address
-/// whose day total passes the threshold.
-public struct StructuringAlert: Codable, Hashable, Sendable {
-    public var addressKey: String
-    public var day: String
-    public var thresholdUSD: String
-    public var totalUSD: String
-    public var consignees: [Consignee]
-    public var policyVersion: String
-    public var reason: String
-
-    public struct Consignee: Codable, Hashable, Sendable {
-        public var consigneeKey: String
-        public var orders: [String]
-        public var totalUSD: String
-    }
-}
-
 /// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).
 public struct RerouteRequest: Codable, Hashable, Sendable {
     public var orderId: String
@@ -62,13 +44,15 @@ public struct RerouteRequest: Codable, Hashable, Sendable {
 /// The aggregator: per consignee and arrival day, the shipments released under the regime in
 /// force, their totals and the held ones — deciding T86 / T11 / T01, hold, consolidation or
 /// reroute by the domain's `aggregate` (the "one person, one day" rule, 19 CFR 10.151 and
-/// 143.22), exactly once through the runtime's state and transactions.
+/// 143.22), exactly once through the runtime's state and transactions. Every release, and
+/// every withdrawal of one, also goes to `released.by-address.v1` keyed by `addressKey`, where
+/// the structuring watch (`StructuringHandler`) sees all consignees at one address together,
+/// whichever partition each consignee has here.
 ///
 /// State per input partition (all of a consignee's shipments share its partition):
 /// - `window/<day>/<consigneeKey>`: the `DayWindow` (shipments released into it);
 /// - `shipment/<shipmentId>`: what was decided last (`ShipmentMemory`), a held shipment whole;
 /// - `order/<orderId>`: the order's shipment ids (a cancellation frees all of them);
-/// - `address/<day>/<addressKey>`: per consignee at the address, its released orders (alerts);
 /// - `byday/<day>/<shipmentId>` and `days`: what to forget when a day expires;
 /// - `watermark`: the latest arrival day seen. Days more than the retention behind it are
 ///   forgotten (event time, so a replay of old days keeps its windows while it runs), and a
@@ -99,7 +83,7 @@ public struct AggregatorHandler: RecordHandler {
         WorkerDefinition(
             name: name, inputs: [StandardTopics.ordersScreened],
             outputs: [
-                StandardTopics.shipmentsCleared, StandardTopics.alerts, StandardTopics.reroutes,
+                StandardTopics.shipmentsCleared, StandardTopics.releasedByAddress, StandardTopics.reroutes,
                 StandardTopics.exceptions,
             ],
             handler: AggregatorHandler(
@@ -170,6 +154,8 @@ public struct AggregatorHandler: RecordHandler {
 /// What the aggregator remembers of a shipment.
 struct ShipmentMemory: Codable {
     var version: Int
+    /// The order (absent in state written before it was kept).
+    var orderId: String? = nil
     var status: ClearedShipment.Status
     var consigneeKey: String
     var addressKey: String
@@ -200,10 +186,11 @@ struct Decisions {
         let id = shipment.shipmentId
         let version = shipment.order.version
         let previous = try load(ShipmentMemory.self, "shipment/\(id)")
+        var outputs: [OutputRecord] = []
         if !held, let previous {
             // A repeat of a version already decided changes nothing; an older one is superseded.
             if previous.version >= version { return [] }
-            try withdraw(id, previous)
+            outputs += try withdraw(id, previous)
         }
         if !held {
             // The watermark follows the input's arrival days, not the days holds push shipments to.
@@ -224,7 +211,6 @@ struct Decisions {
         }
         try remember(order: shipment.order.orderId, shipment: id)
         state.set("byday/\(day)/\(id)", Data(shipment.order.orderId.utf8))
-        var outputs: [OutputRecord] = []
         switch decision.outcome {
         case .release(let type):
             try store(decision.window, at: windowKey, day: day)
@@ -232,7 +218,7 @@ struct Decisions {
                 "shipment/\(id)",
                 try encoder.encode(
                     ShipmentMemory(
-                        version: version, status: .released, consigneeKey: consignee,
+                        version: version, orderId: shipment.order.orderId, status: .released, consigneeKey: consignee,
                         addressKey: shipment.order.addressKey, day: day.description)))
             let total =
                 type == .t86
@@ -242,7 +228,13 @@ struct Decisions {
                 try cleared(
                     shipment, status: .released, entryType: type, day: day, total: total,
                     group: decision.consolidationGroup, policy: policy, reasons: reasons))
-            outputs += try structuring(shipment, day: day, value: value, policy: policy)
+            outputs.append(
+                try contribution(
+                    AddressContribution(
+                        addressKey: shipment.order.addressKey, day: day.description, consigneeKey: consignee,
+                        orderId: shipment.order.orderId, shipmentId: id, valueUSD: Money(value, .usd).amountText,
+                        thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
+                        policyVersion: policy.version), seed: "\(id)/v\(version)/\(day)"))
         case .hold(let until):
             state.set(
                 "shipment/\(id)",
@@ -297,7 +289,7 @@ struct Decisions {
                 memory.consigneeKey == order.consigneeKey
             else { continue }
             guard memory.version <= order.version else { continue }
-            try withdraw(id, memory)
+            outputs += try withdraw(id, memory)
             state.set(
                 "shipment/\(id)",
                 try encoder.encode(
@@ -362,7 +354,6 @@ struct Decisions {
         guard !expired.isEmpty else { return }
         for old in expired {
             for key in try state.keys(withPrefix: "window/\(old)/") { state.remove(key) }
-            for key in try state.keys(withPrefix: "address/\(old)/") { state.remove(key) }
             for key in try state.keys(withPrefix: "byday/\(old)/") {
                 if let order = try state.value(key) { state.remove("order/\(String(decoding: order, as: UTF8.self))") }
                 state.remove("shipment/\(key.dropFirst("byday/\(old)/".count))")
@@ -375,24 +366,38 @@ struct Decisions {
 
     // MARK: Helpers
 
-    /// Takes a shipment out of whatever it holds: its window's capacity or its hold timer.
-    private func withdraw(_ id: String, _ memory: ShipmentMemory) throws {
+    /// Takes a shipment out of whatever it holds: its window's capacity (and its address's day:
+    /// a withdrawal for the structuring watch) or its hold timer.
+    private func withdraw(_ id: String, _ memory: ShipmentMemory) throws -> [OutputRecord] {
         switch memory.status {
         case .released:
             let key = "window/\(memory.day)/\(memory.consigneeKey)"
             if let window = try load(DayWindow.self, key) {
                 state.set(key, try encoder.encode(window.removing(id).window))
             }
-            let addressKey = "address/\(memory.day)/\(memory.addressKey)"
-            if var address = try load([String: [String: String]].self, addressKey) {
-                address[memory.consigneeKey]?[id] = nil
-                state.set(addressKey, try encoder.encode(address))
-            }
+            let policy = try handler.timeline.policy(on: try Day(memory.day))
+            return [
+                try contribution(
+                    AddressContribution(
+                        addressKey: memory.addressKey, day: memory.day, consigneeKey: memory.consigneeKey,
+                        orderId: memory.orderId ?? id, shipmentId: id, valueUSD: "0.00",
+                        thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
+                        policyVersion: policy.version), seed: "\(id)/v\(memory.version)/\(memory.day)/withdrawn")
+            ]
         case .held:
             state.cancel(timer: "release/\(id)")
         case .cancelled, .rerouted:
             break
         }
+        return []
+    }
+
+    /// A released shipment's value (or its withdrawal) for its address's day, keyed by
+    /// `addressKey`: the structuring watch sees every consignee at an address together.
+    private func contribution(_ contribution: AddressContribution, seed: String) throws -> OutputRecord {
+        OutputRecord(
+            topic: StandardTopics.releasedByAddress.name, key: contribution.addressKey,
+            value: try encoder.encode(contribution), type: AddressContribution.type, idSeed: seed)
     }
 
     private func store(_ window: DayWindow, at key: String, day: Day) throws {
@@ -413,48 +418,6 @@ struct Decisions {
 
     private func dayTotal(_ consignee: String, _ day: Day) throws -> Decimal {
         try load(DayWindow.self, "window/\(day)/\(consignee)")?.totalUSD ?? 0
-    }
-
-    /// Several consignees at one address whose released total for the day passes the threshold
-    /// (the de minimis threshold, or the informal-entry ceiling without de minimis): one alert per
-    /// address and day, with the evidence. Sees the consignees of this partition.
-    private func structuring(_ shipment: ScreenedOrder, day: Day, value: Decimal, policy: Policy) throws
-        -> [OutputRecord]
-    {
-        let key = "address/\(day)/\(shipment.order.addressKey)"
-        var address = try load([String: [String: String]].self, key) ?? [:]
-        let alreadyOver = isOver(address, policy)
-        address[shipment.order.consigneeKey, default: [:]][shipment.shipmentId] = Money(value, .usd).amountText
-        state.set(key, try encoder.encode(address))
-        guard !alreadyOver, isOver(address, policy) else { return [] }
-        let threshold = policy.deMinimisThresholdUSD ?? policy.informalEntryCeilingUSD
-        let consignees = address.keys.sorted().map { consignee in
-            StructuringAlert.Consignee(
-                consigneeKey: consignee, orders: address[consignee]!.keys.sorted(),
-                totalUSD: Money(sum(address[consignee]!), .usd).amountText)
-        }
-        let total = address.values.map(sum).reduce(0, +)
-        let alert = StructuringAlert(
-            addressKey: shipment.order.addressKey, day: day.description,
-            thresholdUSD: Money(threshold, .usd).amountText, totalUSD: Money(total, .usd).amountText,
-            consignees: consignees, policyVersion: policy.version,
-            reason:
-                "\(consignees.count) consignees at one address received \(Money(total, .usd)) on \(day), over the \(Money(threshold, .usd)) one-person-one-day threshold: possible structuring (19 CFR 10.151)"
-        )
-        return [
-            OutputRecord(
-                topic: StandardTopics.alerts.name, key: shipment.order.addressKey, value: try encoder.encode(alert),
-                type: "clearway.alert.structuring.v1", idSeed: "\(shipment.order.addressKey)/\(day)/structuring")
-        ]
-    }
-
-    private func isOver(_ address: [String: [String: String]], _ policy: Policy) -> Bool {
-        let threshold = policy.deMinimisThresholdUSD ?? policy.informalEntryCeilingUSD
-        return address.count >= 2 && address.values.map(sum).reduce(0, +) > threshold
-    }
-
-    private func sum(_ values: [String: String]) -> Decimal {
-        values.values.compactMap { try? Decimal(parsingPlain: $0) }.reduce(0, +)
     }
 
     private func cleared(

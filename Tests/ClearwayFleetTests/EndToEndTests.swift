@@ -8,7 +8,7 @@ import Foundation
 import Testing
 
 /// The fleet end to end: the sample published to two deployments (the shipped timeline and the
-/// Section 321 what-if), the enricher, pga-router and aggregator of each as separate processes
+/// Section 321 what-if), the enricher, pga-router, aggregator and structuring watch of each as separate processes
 /// on the real broker, and everything checked from the topics.
 @Suite(.enabled(if: Broker.isAvailable, "needs a broker: run ./scripts/test"))
 struct EndToEndTests {
@@ -61,7 +61,9 @@ struct EndToEndTests {
 
         var workers: [WorkerProcess] = []
         for deployment in deployments {
-            for worker in ["enricher", "pga-router", "aggregator"] { workers.append(try deployment.start(worker)) }
+            for worker in ["enricher", "pga-router", "aggregator", "structuring"] {
+                workers.append(try deployment.start(worker))
+            }
         }
         defer { for worker in workers { worker.signal(SIGKILL) } }
 
@@ -113,6 +115,14 @@ struct EndToEndTests {
         #expect(current.consolidations.groups > 0)
         #expect(!whatif.released(.t86).isEmpty && whatif.releasedAfterHold + whatif.finalStatus(.held) > 0)
         #expect(whatif.largestT86DayTotal > 500, "the sample should push some days near the threshold")
+        // Households (three names at one address, each under $800, together over it) are flagged
+        // however their consignees are partitioned; an address-day is flagged again only after a
+        // cancellation took it back under, with the new evidence.
+        #expect(!whatif.alerts.isEmpty)
+        for alert in whatif.alerts {
+            let total = alert.consignees.compactMap { Decimal(string: $0.totalUSD) }.reduce(0, +)
+            #expect(alert.consignees.count >= 2 && total > 800 && alert.totalUSD == Money(total, .usd).amountText)
+        }
 
         // Every exception says why and what would fix it.
         let exceptions = records.filter { $0.topic.hasSuffix("orders.exceptions.v1") }
@@ -148,6 +158,7 @@ struct DeclaredTopicsTests {
                 warehouses: try WarehouseDirectory.shipped(),
                 secret: try ConsigneeKeySecret(text: "a-secret-of-at-least-16-bytes")),
             AggregatorHandler.definition(timeline: try PolicyTimeline.shipped(), ports: try PortDirectory.shipped()),
+            StructuringHandler.definition(),
         ]
         let declared = Dictionary(StandardTopics.all.map { ($0.name, $0) }) { first, _ in first }
         for definition in definitions {

@@ -75,15 +75,19 @@ struct AggregatorTests {
             // Late: it lands in its own day.
             (key(1), screenedJSON("N", consignee: key(1), value: "700.00", arrival: "2025-06-09")),
             (key(6), screenedJSON("P", consignee: key(6), address: key(99), value: "500.00", arrival: s321)),
-            (key(7), screenedJSON("Q", consignee: key(7), address: key(99), value: "400.00", arrival: s321)),
             (
                 key(8),
                 screenedJSON("R", consignee: key(8), value: "100.00", arrival: s321, lanes: ["T01"], required: "T01")
             ),
         ]
-        // Every record to partition 0 (one consignee's records share a partition in production;
-        // here every record does, so the address check sees them all).
+        // Every record to partition 0 (one consignee's records share a partition in production),
+        // but Q: its consignee shares P's address from another partition, and the structuring
+        // watch, reading the releases re-keyed by address, still sees them together.
         try await deployment.publish("orders.screened.v1", records, partition: 0)
+        try await deployment.publish(
+            "orders.screened.v1",
+            [(key(7), screenedJSON("Q", consignee: key(7), address: key(99), value: "400.00", arrival: s321))],
+            partition: 2)
         // Another partition (days 17 months apart in one partition would expire the older ones).
         try await deployment.publish(
             "orders.screened.v1",
@@ -93,15 +97,20 @@ struct AggregatorTests {
                 (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
                 (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
             ], partition: 1)
+        let structuring = WorkerDeployment(StructuringHandler.definition(), prefix: deployment.prefix)
+        try await structuring.createTopics()
         let watch = try await deployment.watchDecisions()
         let (group, task) = deployment.start()
+        let (watchGroup, watchTask) = structuring.start()
         try await watch.wait("every decision", limit: .seconds(60)) { seen in
             // 18 records, + C released after its hold, + one alert.
             seen.records.count >= 20
         }
         try await Task.sleep(for: .milliseconds(500))
         await group.triggerGracefulShutdown()
+        await watchGroup.triggerGracefulShutdown()
         try await task.value
+        try await watchTask.value
         await watch.stop()
 
         let seen = watch.seen.withLock { $0 }

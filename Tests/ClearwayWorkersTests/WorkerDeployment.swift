@@ -10,11 +10,15 @@ import Testing
 /// A worker deployed on the test broker for one test: its own topic prefix and state directory,
 /// run in this process.
 struct WorkerDeployment {
-    let prefix = "w\(UUID().uuidString.prefix(6).lowercased())."
+    let prefix: String
     let stateDirectory = NSTemporaryDirectory() + "clearway-worker-\(UUID().uuidString)"
     let definition: WorkerDefinition
 
-    init(_ definition: WorkerDefinition) { self.definition = definition }
+    /// A deployment of its own, or (with `prefix`) another worker beside an existing one.
+    init(_ definition: WorkerDefinition, prefix: String? = nil) {
+        self.definition = definition
+        self.prefix = prefix ?? "w\(UUID().uuidString.prefix(6).lowercased())."
+    }
 
     static let consigneeSecret = "test-secret-of-at-least-16-bytes"
 
