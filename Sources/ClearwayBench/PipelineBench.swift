@@ -121,6 +121,11 @@ struct PipelineBench: AsyncParsableCommand {
             results["\(name)_p50_ratio_to_kcat"] = latency.p50 / baseline.p50
             results["\(name)_per_s"] = latency.throughput
         }
+        // The whole way: an order's timestamp to its first shipment decision's.
+        let endToEnd = try await Self.stageLatency(
+            servers: servers, input: prefix + "orders.v1", output: prefix + "shipments.cleared.v1", logger: logger)
+        results["end_to_end_p50_s"] = endToEnd.p50
+        results["end_to_end_p99_s"] = endToEnd.p99
         let whole = seconds(clock.now - start)
         sampler.cancel()
         peaks = await sampler.value
@@ -144,6 +149,10 @@ struct PipelineBench: AsyncParsableCommand {
         print(
             "kcat pipe "
                 + String(format: " %8.1f %10.1f   (one stage, the baseline)", baseline.p50 * 1000, baseline.p99 * 1000))
+        print(
+            "end to end"
+                + String(
+                    format: " %8.1f %10.1f   (order → shipment decision)", endToEnd.p50 * 1000, endToEnd.p99 * 1000))
         print(String(format: "every order through all three stages in %.1f s", whole))
         results["pipeline_seconds"] = whole
         if let output {
