@@ -4,18 +4,19 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-/// Produces one message through the array form of rd_kafka_producev (no variadic call from Swift).
+/// Produces one message through the array form of rd_kafka_producev (no variadic call from Swift),
+/// to a topic handle the caller keeps (no lookup of the topic by name per message).
 /// The key, value and header bytes are copied. `headers` (may be NULL) is owned by librdkafka on
 /// success and destroyed here on failure. Returns RD_KAFKA_RESP_ERR_NO_ERROR or the error code.
-static inline rd_kafka_resp_err_t clearway_produce(rd_kafka_t *rk, const char *topic,
+static inline rd_kafka_resp_err_t clearway_produce(rd_kafka_t *rk, rd_kafka_topic_t *topic,
                                                    int32_t partition, const void *key,
                                                    size_t key_len, const void *value,
                                                    size_t value_len, rd_kafka_headers_t *headers,
                                                    void *opaque, int64_t timestamp_ms) {
     rd_kafka_vu_t vus[8];
     size_t n = 0;
-    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vus[n++].u.cstr = topic;
+    vus[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vus[n++].u.rkt = topic;
     vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
     vus[n++].u.i32 = partition;
     vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;

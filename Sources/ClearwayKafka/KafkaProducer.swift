@@ -14,6 +14,7 @@ public final class KafkaProducer: Sendable {
     public let deliveryReports: AsyncStream<DeliveryReport>
 
     private let client: RDKafkaClient
+    private let topics = TopicHandles()
     private let deliveries: Deliveries
     private let poller: PollThread
     private let blocking: BlockingQueue
@@ -40,6 +41,7 @@ public final class KafkaProducer: Sendable {
     deinit {
         poller.stop()
         deliveries.finish()
+        topics.destroyAll()  // before the client's handle is destroyed
     }
 
     // MARK: Sending
@@ -107,10 +109,14 @@ public final class KafkaProducer: Sendable {
         }
         let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
         let opaque = Deliveries.opaque(id: id, awaited: awaited)
+        guard let topic = topics.handle(record.topic, client: client.handle) else {
+            if let headers { rd_kafka_headers_destroy(headers) }
+            return rd_kafka_last_error()
+        }
         return withOptionalBytes(record.isTombstone ? nil : record.value) { value in
             withOptionalBytes(record.key) { key in
                 clearway_produce(
-                    client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                    client.handle, topic, record.partition ?? RD_KAFKA_PARTITION_UA,
                     key?.baseAddress, key?.count ?? 0, value.map { $0.baseAddress ?? emptyPayload }, value?.count ?? 0,
                     headers, opaque, timestamp)
             }
@@ -211,6 +217,32 @@ public final class KafkaProducer: Sendable {
             if let error = step(client.handle) {
                 throw KafkaError.consuming(error, code: .transaction, context: client.explain(name))
             }
+        }
+    }
+}
+
+/// The producer's topic handles, one per topic name, made on first use and kept until the
+/// producer goes (librdkafka otherwise looks a topic up by name for every message).
+private final class TopicHandles: Sendable {
+    /// Handle addresses by topic name.
+    private let handles = Mutex<[String: UInt]>([:])
+
+    /// The topic's handle, or nil when librdkafka refuses the name (`rd_kafka_last_error`).
+    func handle(_ name: String, client: OpaquePointer) -> OpaquePointer? {
+        let address = handles.withLock { handles -> UInt? in
+            if let address = handles[name] { return address }
+            guard let handle = rd_kafka_topic_new(client, name, nil) else { return nil }
+            let address = UInt(bitPattern: Int(bitPattern: handle))
+            handles[name] = address
+            return address
+        }
+        return address.flatMap { OpaquePointer(bitPattern: $0) }
+    }
+
+    func destroyAll() {
+        handles.withLock { handles in
+            for address in handles.values { OpaquePointer(bitPattern: address).map(rd_kafka_topic_destroy) }
+            handles = [:]
         }
     }
 }
