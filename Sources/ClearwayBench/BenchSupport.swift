@@ -35,18 +35,8 @@ func measureWorker(
     executable: String, environment: [String: String], group: String, partitions: [TopicPartition], records: Int,
     servers: [String], logger: Logger, afterwards: () async throws -> Void = {}
 ) async throws -> (rate: Double, peakRSS: Int) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.environment = ProcessInfo.processInfo.environment.merging(
-        [
-            "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_HTTP_PORT": "0", "CLEARWAY_LOG_LEVEL": "warning",
-            // As deployed (README, Operations): glibc's default of eight malloc arenas per core
-            // multiplies resident memory for a process of mostly librdkafka threads.
-            "MALLOC_ARENA_MAX": "2",
-        ].merging(environment) { _, given in given }
-    ) { _, new in new }
-    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-    try process.run()
+    let process = try startWorker(
+        executable: executable, environment: ["CLEARWAY_HTTP_PORT": "0"].merging(environment) { _, given in given })
     defer { if process.isRunning { process.terminate() } }
     var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: servers)
     configuration.sessionTimeout = .seconds(6)
@@ -84,7 +74,10 @@ func peakRSS(_ pid: Int32) -> Int {
     return 0
 }
 
-/// Starts a worker process with the bench's settings over `environment`; its log goes nowhere.
+/// Starts a worker process with the bench's settings under `environment`: a short session
+/// timeout, warnings only, and — as deployed (README, Operations) — `MALLOC_ARENA_MAX=2`, since
+/// glibc's default of eight malloc arenas per core multiplies the resident memory of a process of
+/// mostly librdkafka threads. Its output goes nowhere.
 func startWorker(executable: String, environment: [String: String]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)

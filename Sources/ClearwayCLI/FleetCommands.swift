@@ -131,14 +131,13 @@ struct ReportCommand: AsyncParsableCommand {
         let reader = try await TopicReader(
             bootstrapServers: configuration.bootstrapServers, topics: tallies.flatMap(\.topics),
             properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
+        // Which tally each topic belongs to.
+        let route = Dictionary(
+            tallies.indices.flatMap { index in tallies[index].topics.map { ($0, index) } },
+            uniquingKeysWith: { a, _ in a })
         func take(_ records: [ConsumerRecord]) {
             for record in records {
-                guard
-                    let index = tallies.firstIndex(where: {
-                        record.topic.hasPrefix($0.prefix) && $0.topics.contains(record.topic)
-                    })
-                else { continue }
-                tallies[index].add(record)
+                if let index = route[record.topic] { tallies[index].add(record) }
             }
         }
         let clock = ContinuousClock()

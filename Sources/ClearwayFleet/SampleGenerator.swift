@@ -257,16 +257,6 @@ public struct SampleGenerator: Sendable {
     }
 }
 
-extension Decimal {
-    /// Rounded half-up to `scale` decimal places.
-    func rounded(scale: Int) -> Decimal {
-        var value = self
-        var result = Decimal()
-        NSDecimalRound(&result, &value, scale, .plain)
-        return result
-    }
-}
-
 // MARK: - Orders
 
 /// Builds the order stream day by day.

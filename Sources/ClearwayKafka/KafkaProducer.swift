@@ -111,7 +111,8 @@ public final class KafkaProducer: Sendable {
         let opaque = Deliveries.opaque(id: id, awaited: awaited)
         guard let topic = topics.handle(record.topic, client: client.handle) else {
             if let headers { rd_kafka_headers_destroy(headers) }
-            return rd_kafka_last_error()
+            let err = rd_kafka_last_error()
+            return err == RD_KAFKA_RESP_ERR_NO_ERROR ? RD_KAFKA_RESP_ERR__INVALID_ARG : err
         }
         return withOptionalBytes(record.isTombstone ? nil : record.value) { value in
             withOptionalBytes(record.key) { key in

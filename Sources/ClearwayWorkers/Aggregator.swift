@@ -194,7 +194,7 @@ struct Decisions {
         }
         if !held {
             // The watermark follows the input's arrival days, not the days holds push shipments to.
-            if let expired = try tooLate(shipment, day: day) { return [expired] }
+            if let expired = try tooLate(shipment, day: day) { return outputs + [expired] }
             try advanceWatermark(to: day)
         }
         let policy = try handler.timeline.policy(on: day)
@@ -234,7 +234,7 @@ struct Decisions {
                         addressKey: shipment.order.addressKey, day: day.description, consigneeKey: consignee,
                         orderId: shipment.order.orderId, shipmentId: id, valueUSD: Money(value, .usd).amountText,
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
-                        policyVersion: policy.version), seed: "\(id)/v\(version)/\(day)"))
+                        policyVersion: policy.version, withdrawn: false), seed: "\(id)/v\(version)/\(day)"))
         case .hold(let until):
             state.set(
                 "shipment/\(id)",
@@ -354,6 +354,8 @@ struct Decisions {
         guard !expired.isEmpty else { return }
         for old in expired {
             for key in try state.keys(withPrefix: "window/\(old)/") { state.remove(key) }
+            // Kept here before the structuring watch existed; still removed from older state.
+            for key in try state.keys(withPrefix: "address/\(old)/") { state.remove(key) }
             for key in try state.keys(withPrefix: "byday/\(old)/") {
                 if let order = try state.value(key) { state.remove("order/\(String(decoding: order, as: UTF8.self))") }
                 state.remove("shipment/\(key.dropFirst("byday/\(old)/".count))")
@@ -382,7 +384,8 @@ struct Decisions {
                         addressKey: memory.addressKey, day: memory.day, consigneeKey: memory.consigneeKey,
                         orderId: memory.orderId ?? id, shipmentId: id, valueUSD: "0.00",
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
-                        policyVersion: policy.version), seed: "\(id)/v\(memory.version)/\(memory.day)/withdrawn")
+                        policyVersion: policy.version, withdrawn: true),
+                    seed: "\(id)/v\(memory.version)/\(memory.day)/withdrawn")
             ]
         case .held:
             state.cancel(timer: "release/\(id)")

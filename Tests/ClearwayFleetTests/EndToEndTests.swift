@@ -69,25 +69,58 @@ struct EndToEndTests {
 
         let empty = deployments.map { FleetTally(prefix: $0.prefix) }
         let expected = sample.orderKeys.count
+        // The tallies' topics, and the structuring watch's input (to know when it has caught up).
+        let watchInputs = deployments.map { $0.prefix + StandardTopics.releasedByAddress.name }
         let reader = try await TopicReader(
-            bootstrapServers: Broker.bootstrapServers, topics: empty.flatMap(\.topics), logger: Broker.logger)
-        let (tallies, records) = try await within(.seconds(180), "every order of both deployments decided") {
+            bootstrapServers: Broker.bootstrapServers, topics: empty.flatMap(\.topics) + watchInputs,
+            logger: Broker.logger)
+        @Sendable func take(
+            _ batch: [ConsumerRecord], into tallies: inout [FleetTally], _ records: inout [ConsumerRecord]
+        ) {
+            for record in batch {
+                records.append(record)
+                for index in tallies.indices where record.topic.hasPrefix(tallies[index].prefix) {
+                    tallies[index].add(record)
+                }
+            }
+        }
+        var (tallies, records) = try await within(.seconds(180), "every order of both deployments decided") {
             var tallies = empty
             var records: [ConsumerRecord] = []
             var quietSince = ContinuousClock.now
             while true {
+                try Task.checkCancellation()
                 let batch = try await reader.read(for: .milliseconds(500))
                 if !batch.isEmpty { quietSince = .now }
-                for record in batch {
-                    records.append(record)
-                    for index in tallies.indices where record.topic.hasPrefix(tallies[index].prefix) {
-                        tallies[index].add(record)
-                    }
-                }
+                take(batch, into: &tallies, &records)
                 let done = tallies.allSatisfy { $0.orderKeys.count == expected && $0.undecided == 0 }
                 if done, ContinuousClock.now - quietSince > .seconds(3) { return (tallies, records) }
             }
         }
+        // The alerts come one stage later: wait until each structuring watch has committed past
+        // the last release it was given, then read what it wrote.
+        let ends = Dictionary(
+            records.filter { watchInputs.contains($0.topic) }.map {
+                (TopicPartition(topic: $0.topic, partition: $0.partition), $0.offset + 1)
+            }, uniquingKeysWith: max)
+        for deployment in deployments {
+            let probe = try Broker.consumer(group: deployment.prefix + StructuringHandler.name)
+            let partitions = ends.keys.filter { $0.topic.hasPrefix(deployment.prefix) }
+            try await within(.seconds(60), "the structuring watch of \(deployment.prefix) caught up") {
+                while true {
+                    try Task.checkCancellation()
+                    let committed = try await probe.committed(partitions)
+                    if committed.allSatisfy({
+                        $0.offset >= ends[TopicPartition(topic: $0.topic, partition: $0.partition)]!
+                    }) {
+                        return
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            try? await probe.close()
+        }
+        take(try await reader.read(for: .seconds(2)), into: &tallies, &records)
         await reader.close()
         for worker in workers {
             worker.signal(SIGTERM)
