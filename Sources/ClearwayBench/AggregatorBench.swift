@@ -15,15 +15,13 @@ struct AggregatorBench: AsyncParsableCommand {
         commandName: "aggregator",
         abstract: "The aggregator vs a kcat consume→produce pipe; records/s, peak RSS, changelog restore time.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Shipments per run.") var records = 200_000
     @Option(help: "Changelog rows to restore.") var restoreRows = 1_000_000
     @Option(help: "The aggregator executable.") var aggregator: String
-    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
-    @Option(help: "Where to write the results as JSON.") var output: String?
 
     func run() async throws {
+        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")
         logger.logLevel = .warning
         let servers = bootstrapServers.split(separator: ",").map(String.init)
@@ -75,16 +73,12 @@ struct AggregatorBench: AsyncParsableCommand {
         let restore = try await measureRestore(servers: servers, producer: producer, logger: logger)
         await producer.shutdown()
         print(String(format: "restore:        %d changelog rows in %.1f s on a new host", restoreRows, restore))
-        if let output {
-            let results: [String: Double] = [
-                "records": Double(records), "kcat_pipe_per_s": kcatRate, "aggregator_per_s": rate,
-                "aggregator_ratio": rate / kcatRate, "aggregator_peak_rss_bytes": Double(rss),
-                "restore_rows": Double(restoreRows), "restore_s": restore,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        let results: [String: Double] = [
+            "records": Double(records), "kcat_pipe_per_s": kcatRate, "aggregator_per_s": rate,
+            "aggregator_ratio": rate / kcatRate, "aggregator_peak_rss_bytes": Double(rss),
+            "restore_rows": Double(restoreRows), "restore_s": restore,
+        ]
+        try options.write(results)
     }
 
     /// A fresh deployment whose changelog holds `restoreRows` consignee-day windows (tagged at
@@ -130,7 +124,7 @@ struct AggregatorBench: AsyncParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: aggregator)
         process.environment = ProcessInfo.processInfo.environment.merging([
-            "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
+            "CLEARWAY_BOOTSTRAP_SERVERS": options.bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
             "CLEARWAY_STATE_DIR": stateDirectory, "CLEARWAY_INSTANCE_ID": "bench", "CLEARWAY_HTTP_PORT": "0",
             "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_LOG_LEVEL": "info",
         ]) { _, new in new }

@@ -20,22 +20,18 @@ struct KafkaBench: AsyncParsableCommand {
         commandName: "kafka",
         abstract: "Produce then consume JSON records through the Swift client and through kcat.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Records per run.")
     var records = 200_000
     @Option(help: "Rounds; the ratios reported are the medians of the rounds' ratios.")
     var rounds = 7
     @Option(help: "Partitions of each benchmark topic.")
     var partitions: Int32 = 4
-    @Option(help: "The kcat executable (the baseline).")
-    var kcat = "kcat"
     @Option(name: .customLong("consumer-property"), help: "A librdkafka property for the Swift consumer (k=v).")
     var consumerProperties: [String] = []
-    @Option(help: "Where to write the results as JSON.")
-    var output: String?
 
     func run() async throws {
+        let bootstrapServers = options.bootstrapServers
         var logger = Logger(label: "clearway.bench")
         logger.logLevel =
             ProcessInfo.processInfo.environment["CLEARWAY_BENCH_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
@@ -93,17 +89,13 @@ struct KafkaBench: AsyncParsableCommand {
         print("best:    \(best.summary)")
         print(String(format: "ratio produce (swift / kcat, median of rounds): %.2f", produceRatio))
         print(String(format: "ratio consume (swift / kcat, median of rounds): %.2f", consumeRatio))
-        if let output {
-            let result: [String: Double] = [
-                "records": Double(records),
-                "swift_produce_per_s": best.swiftProduce, "kcat_produce_per_s": best.kcatProduce,
-                "swift_consume_per_s": best.swiftConsume, "kcat_consume_per_s": best.kcatConsume,
-                "ratio_produce": produceRatio, "ratio_consume": consumeRatio,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        let result: [String: Double] = [
+            "records": Double(records),
+            "swift_produce_per_s": best.swiftProduce, "kcat_produce_per_s": best.kcatProduce,
+            "swift_consume_per_s": best.swiftConsume, "kcat_consume_per_s": best.kcatConsume,
+            "ratio_produce": produceRatio, "ratio_consume": consumeRatio,
+        ]
+        try options.write(result)
     }
 
     private func produceWithSwift(records: [ProducerRecord], servers: [String], logger: Logger) async throws {
@@ -169,7 +161,7 @@ struct KafkaBench: AsyncParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
-            [kcat, "-b", bootstrapServers]
+            [options.kcat, "-b", options.bootstrapServers]
             + settings.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }
             + arguments
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")

@@ -126,3 +126,19 @@ func freePort() throws -> Int {
     guard bound else { throw ValidationError("could not bind a loopback port") }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// The options every benchmark takes: where the broker is, the baseline's kcat, where results go.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers.")
+    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
+    @Option(help: "Where to write the results as JSON.") var output: String?
+
+    /// Writes the results to `output`, when given.
+    func write(_ results: [String: Double]) throws {
+        guard let output else { return }
+        let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: output))
+        print("written to \(output)")
+    }
+}

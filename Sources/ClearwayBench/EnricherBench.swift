@@ -16,18 +16,16 @@ struct EnricherBench: AsyncParsableCommand {
         commandName: "enricher",
         abstract: "The enricher vs a kcat consume→produce pipe; records/s, peak RSS, re-drive latency.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Orders per run.") var records = 200_000
     @Option(help: "SKUs in the catalog.") var skus = 2_000
     @Option(help: "Re-drive samples.") var redrives = 20
     @Option(help: "The enricher executable.") var enricher: String
-    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
-    @Option(help: "Where to write the results as JSON.") var output: String?
 
     static let secret = "bench-secret-of-at-least-16-bytes"
 
     func run() async throws {
+        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")
         logger.logLevel = .warning
         let servers = bootstrapServers.split(separator: ",").map(String.init)
@@ -100,16 +98,12 @@ struct EnricherBench: AsyncParsableCommand {
                 format:
                     "re-drive:       median %.0f ms, worst %.0f ms over %d parked orders (catalog record → enriched)",
                 redrive * 1000, (latencies.max() ?? 0) * 1000, latencies.count))
-        if let output {
-            let results: [String: Double] = [
-                "records": Double(records), "lines": Double(lineCount), "kcat_pipe_per_s": kcatRate,
-                "enricher_per_s": rate, "enricher_ratio": rate / kcatRate, "enricher_peak_rss_bytes": Double(rss),
-                "redrive_median_s": redrive, "redrive_max_s": latencies.max() ?? 0,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        let results: [String: Double] = [
+            "records": Double(records), "lines": Double(lineCount), "kcat_pipe_per_s": kcatRate,
+            "enricher_per_s": rate, "enricher_ratio": rate / kcatRate, "enricher_peak_rss_bytes": Double(rss),
+            "redrive_median_s": redrive, "redrive_max_s": latencies.max() ?? 0,
+        ]
+        try options.write(results)
     }
 
     /// Per sample: an order for an unknown SKU (parked: its exception is awaited), then the SKU's

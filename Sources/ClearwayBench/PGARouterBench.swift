@@ -13,12 +13,9 @@ struct PGARouterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pga-router", abstract: "The pga-router vs a kcat consume→produce pipe; records/s and peak RSS.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Orders per run.") var records = 200_000
     @Option(help: "The pga-router executable.") var router: String
-    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
-    @Option(help: "Where to write the results as JSON.") var output: String?
 
     /// Numbers in the shipped HTS excerpt: apparel, cosmetics (FD1), coffee (FD4), phones, toys.
     static let lines: [(hts: String, origin: String)] = [
@@ -27,6 +24,7 @@ struct PGARouterBench: AsyncParsableCommand {
     ]
 
     func run() async throws {
+        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")
         logger.logLevel = .warning
         let servers = bootstrapServers.split(separator: ",").map(String.init)
@@ -70,15 +68,11 @@ struct PGARouterBench: AsyncParsableCommand {
             String(
                 format: "pga-router:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", rate, rate / kcatRate,
                 Double(rss) / 1_048_576))
-        if let output {
-            let results: [String: Double] = [
-                "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": rate,
-                "pga_router_ratio": rate / kcatRate, "pga_router_peak_rss_bytes": Double(rss),
-            ]
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        let results: [String: Double] = [
+            "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": rate,
+            "pga_router_ratio": rate / kcatRate, "pga_router_peak_rss_bytes": Double(rss),
+        ]
+        try options.write(results)
     }
 
     static func order(_ index: Int, key: String, random: inout SplitMix) -> String {

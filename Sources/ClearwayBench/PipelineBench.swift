@@ -15,13 +15,10 @@ struct PipelineBench: AsyncParsableCommand {
         commandName: "pipeline",
         abstract: "The three workers at a fixed offered load: per-stage p50/p99 latency vs a kcat pipe; RSS.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Offered load, orders per second.") var rate = 2_000
     @Option(help: "How long the load is offered, seconds.") var duration = 30
     @Option(help: "The directory holding the enricher, pga-router and aggregator executables.") var workers: String
-    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
-    @Option(help: "Where to write the results as JSON.") var output: String?
 
     static let stages = [
         ("enricher", "orders.v1", "orders.enriched.v1"), ("pga-router", "orders.enriched.v1", "orders.screened.v1"),
@@ -29,6 +26,7 @@ struct PipelineBench: AsyncParsableCommand {
     ]
 
     func run() async throws {
+        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")
         logger.logLevel = .warning
         let servers = bootstrapServers.split(separator: ",").map(String.init)
@@ -155,11 +153,7 @@ struct PipelineBench: AsyncParsableCommand {
                     format: " %8.1f %10.1f   (order → shipment decision)", endToEnd.p50 * 1000, endToEnd.p99 * 1000))
         print(String(format: "every order through all three stages in %.1f s", whole))
         results["pipeline_seconds"] = whole
-        if let output {
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        try options.write(results)
     }
 
     /// Sends the records at `rate` per second, in 10 ms ticks, each stamped with its send time.

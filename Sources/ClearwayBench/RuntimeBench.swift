@@ -10,14 +10,12 @@ struct RuntimeBench: AsyncParsableCommand {
         commandName: "runtime",
         abstract: "A pass-through worker on the runtime vs a kcat consume→produce pipe; records/s and peak RSS.")
 
-    @Option(help: "Kafka bootstrap servers.")
-    var bootstrapServers = ProcessInfo.processInfo.environment["CLEARWAY_BOOTSTRAP_SERVERS"] ?? "127.0.0.1:9092"
+    @OptionGroup var options: BenchOptions
     @Option(help: "Records per run.") var records = 200_000
     @Option(help: "The worker executable (clearway-test-worker: echoes each record).") var worker: String
-    @Option(help: "The kcat executable (the baseline).") var kcat = "kcat"
-    @Option(help: "Where to write the results as JSON.") var output: String?
 
     func run() async throws {
+        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")
         logger.logLevel = .warning
         let servers = bootstrapServers.split(separator: ",").map(String.init)
@@ -62,11 +60,7 @@ struct RuntimeBench: AsyncParsableCommand {
             results["\(key)_peak_rss_bytes"] = Double(rss)
         }
         try await admin.deleteTopics([input, prefix + "test.out", prefix + "dlq.v1", prefix + "kcat.out"])
-        if let output {
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: output))
-            print("written to \(output)")
-        }
+        try options.write(results)
     }
 
     private func createTopics(_ admin: KafkaAdminClient, _ names: [String]) async throws {

@@ -26,7 +26,7 @@ public struct FleetSummary: Sendable {
         for type in EntryType.allCases {
             row("  released \(type.rawValue)") { tally in
                 let released = tally.released(type)
-                let value = released.reduce(Decimal(0)) { $0 + (Decimal(string: $1.valueUSD) ?? 0) }
+                let value = released.reduce(Decimal(0)) { $0 + $1.value }
                 return released.isEmpty ? "0" : "\(count(released.count))  \(usd(value))"
             }
         }

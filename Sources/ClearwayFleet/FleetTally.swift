@@ -67,7 +67,9 @@ public struct FleetTally: Sendable {
         case "orders.enriched.v1": enriched += 1
         case "orders.screened.v1": screened += 1
         case "shipments.cleared.v1":
-            guard let shipment = try? Self.decoder.decode(ClearedShipment.self, from: record.value) else {
+            guard let shipment = try? Self.decoder.decode(ClearedShipment.self, from: record.value),
+                (try? Decimal(parsingPlain: shipment.valueUSD)) != nil
+            else {
                 unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
                 return
             }
@@ -140,7 +142,7 @@ public struct FleetTally: Sendable {
     public var largestT86DayTotal: Decimal {
         var totals: [String: Decimal] = [:]
         for shipment in released(.t86) {
-            totals["\(shipment.consigneeKey)/\(shipment.day)", default: 0] += Decimal(string: shipment.valueUSD) ?? 0
+            totals["\(shipment.consigneeKey)/\(shipment.day)", default: 0] += shipment.value
         }
         return totals.values.max() ?? 0
     }
@@ -200,4 +202,9 @@ public struct TopicMissing: Error, CustomStringConvertible {
     public var description: String {
         "topic \(topic) does not exist: run `clearway topics apply` with the same CLEARWAY_TOPIC_PREFIX"
     }
+}
+
+extension ClearedShipment {
+    /// `valueUSD` as a number (the tally counts a record whose amount does not parse as unreadable).
+    var value: Decimal { (try? Decimal(parsingPlain: valueUSD)) ?? 0 }
 }

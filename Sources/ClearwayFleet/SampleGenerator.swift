@@ -202,35 +202,23 @@ public struct SampleGenerator: Sendable {
         // SKUs the catalog audit flags: what the enricher parks until the PIM fixes them.
         let gapMaker = CatalogItem.Manufacturer(
             name: "Textiles Sol SA de CV", street: "Calle 5 de Mayo 88", city: "Puebla", country: "MX")
+        func gap(
+            _ number: Int, hts: String? = nil, origin: String?, _ description: String,
+            maker: CatalogItem.Manufacturer? = gapMaker, price: Double
+        ) -> Product {
+            Product(
+                item: CatalogItem(
+                    sku: String(format: "GAP-%04d", number), hts: hts, originCountry: origin, description: description,
+                    manufacturer: maker), priceUSD: price, family: .gaps)
+        }
         products += [
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0001", originCountry: "MX", description: "Hoodie (no HTS yet)", manufacturer: gapMaker),
-                priceUSD: 29.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0002", originCountry: "MX", description: "Socks (no HTS yet)", manufacturer: gapMaker),
-                priceUSD: 7.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0003", originCountry: "CN", description: "Charger (no HTS yet)", manufacturer: gapMaker),
-                priceUSD: 19.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0004", hts: "7701.00.0000", originCountry: "MX", description: "Chapter 77 is reserved",
-                    manufacturer: gapMaker), priceUSD: 14.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0005", hts: "6109.10.0012", originCountry: "MX",
-                    description: "T-shirt, manufacturer unknown"), priceUSD: 12.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0006", hts: "9503.00.0090", originCountry: "CN", description: "Toy, manufacturer unknown"),
-                priceUSD: 22.99, family: .gaps),
-            Product(
-                item: CatalogItem(
-                    sku: "GAP-0007", hts: "6109.10.0040", description: "T-shirt, origin unknown", manufacturer: gapMaker
-                ), priceUSD: 11.99, family: .gaps),
+            gap(1, origin: "MX", "Hoodie (no HTS yet)", price: 29.99),
+            gap(2, origin: "MX", "Socks (no HTS yet)", price: 7.99),
+            gap(3, origin: "CN", "Charger (no HTS yet)", price: 19.99),
+            gap(4, hts: "7701.00.0000", origin: "MX", "Chapter 77 is reserved", price: 14.99),
+            gap(5, hts: "6109.10.0012", origin: "MX", "T-shirt, manufacturer unknown", maker: nil, price: 12.99),
+            gap(6, hts: "9503.00.0090", origin: "CN", "Toy, manufacturer unknown", maker: nil, price: 22.99),
+            gap(7, hts: "6109.10.0040", origin: nil, "T-shirt, origin unknown", price: 11.99),
         ]
         return products
     }
