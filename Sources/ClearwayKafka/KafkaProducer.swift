@@ -17,6 +17,8 @@ public final class KafkaProducer: Sendable {
     private let topics = TopicHandles()
     private let deliveries: Deliveries
     private let poller: PollThread
+    /// librdkafka's main queue (the one `rd_kafka_poll` serves), kept to wake the poll thread.
+    private let mainQueue: QueueHandle
     private let blocking: BlockingQueue
     private let isTransactional: Bool
     private let logger: Logger
@@ -35,13 +37,18 @@ public final class KafkaProducer: Sendable {
         self.logger = logger
         self.blocking = BlockingQueue(label: "clearway.kafka.producer")
         let client = self.client
-        self.poller = PollThread(name: "clearway.kafka.producer.poll") { _ = rd_kafka_poll(client.handle, 100) }
+        let mainQueue = QueueHandle(rd_kafka_queue_get_main(client.handle))
+        self.mainQueue = mainQueue
+        self.poller = PollThread(
+            name: "clearway.kafka.producer.poll", wake: { rd_kafka_queue_yield(mainQueue.pointer) },
+            { _ = rd_kafka_poll(client.handle, 100) })
     }
 
     deinit {
         poller.stop()
         deliveries.finish()
         topics.destroyAll()  // before the client's handle is destroyed
+        rd_kafka_queue_destroy(mainQueue.pointer)
     }
 
     // MARK: Sending
@@ -327,8 +334,12 @@ private final class Deliveries: Sendable {
 final class PollThread: Sendable {
     private let running = Atomic<Bool>(true)
     private let done = DispatchSemaphore(value: 0)
+    private let wake: @Sendable () -> Void
 
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    /// `wake` cuts a waiting turn of `body` short (`rd_kafka_yield`), so `stop` does not wait out
+    /// the poll's timeout.
+    init(name: String, wake: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () -> Void) {
+        self.wake = wake
         let thread = Thread { [self] in
             while running.load(ordering: .acquiring) { body() }
             done.signal()
@@ -339,6 +350,18 @@ final class PollThread: Sendable {
 
     /// Stops the loop and waits for its current turn to end (blocking; at most one turn).
     func stop() {
-        if running.exchange(false, ordering: .acquiringAndReleasing) { done.wait() }
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        wake()
+        done.wait()
+    }
+}
+
+/// A reference to a librdkafka queue. `@unchecked Sendable`: librdkafka's queues are thread-safe,
+/// and the owner destroys the reference after the threads that use it have stopped.
+struct QueueHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
     }
 }
