@@ -63,6 +63,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         self.line = line
     }
 
+    /// librdkafka's local producer queue had no room (`_QUEUE_FULL`, from `trySend`): send again
+    /// once deliveries have drained some (`send` waits for that itself).
+    public var isQueueFull: Bool { resultCode == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
+
     public var description: String {
         var text = "KafkaError.\(code)"
         if let resultName { text += "(\(resultName))" }

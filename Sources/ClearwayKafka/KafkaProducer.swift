@@ -58,7 +58,12 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func send(_ record: ProducerRecord) async throws -> UInt64 {
         let id = deliveries.nextID()
-        try await enqueue(record, id: id, awaited: false)
+        do {
+            try await enqueue(record, id: id, awaited: false)
+        } catch {
+            deliveries.abandon(id)
+            throw error
+        }
         return id
     }
 
@@ -81,6 +86,7 @@ public final class KafkaProducer: Sendable {
         let id = deliveries.nextID()
         let err = produce(record, id: id, awaited: false)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            deliveries.abandon(id)
             throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
         }
         return id
@@ -153,6 +159,18 @@ public final class KafkaProducer: Sendable {
         let poller = self.poller
         await blocking.run { poller.stop() }
         deliveries.finish()
+    }
+
+    /// A mark after every record sent so far: `isDelivered(_:)` tells when each of them has been
+    /// acknowledged or has failed (count failures with `failedDeliveryCount`). Lets a caller go on
+    /// sending while it waits for an earlier batch, where `flush` would stop it.
+    public func deliveryMark() -> DeliveryMark {
+        DeliveryMark(id: deliveries.lastAssignedID)
+    }
+
+    /// Whether every record sent before `mark` has had its delivery report.
+    public func isDelivered(_ mark: DeliveryMark) -> Bool {
+        deliveries.reportedThrough >= mark.id
     }
 
     /// How many records have failed delivery since the producer started (whether or not anyone
@@ -232,25 +250,35 @@ public final class KafkaProducer: Sendable {
 /// The producer's topic handles, one per topic name, made on first use and kept until the
 /// producer goes (librdkafka otherwise looks a topic up by name for every message).
 private final class TopicHandles: Sendable {
-    /// Handle addresses by topic name.
-    private let handles = Mutex<[String: UInt]>([:])
+    private struct Table {
+        /// Handle addresses by topic name.
+        var handles: [String: UInt] = [:]
+        /// The last topic asked for: a run of records to one topic skips the hashing.
+        var last: (name: String, address: UInt)?
+    }
+    private let table = Mutex(Table())
 
     /// The topic's handle, or nil when librdkafka refuses the name (`rd_kafka_last_error`).
     func handle(_ name: String, client: OpaquePointer) -> OpaquePointer? {
-        let address = handles.withLock { handles -> UInt? in
-            if let address = handles[name] { return address }
+        let address = table.withLock { table -> UInt? in
+            if let last = table.last, last.name == name { return last.address }
+            if let address = table.handles[name] {
+                table.last = (name, address)
+                return address
+            }
             guard let handle = rd_kafka_topic_new(client, name, nil) else { return nil }
             let address = UInt(bitPattern: Int(bitPattern: handle))
-            handles[name] = address
+            table.handles[name] = address
+            table.last = (name, address)
             return address
         }
         return address.flatMap { OpaquePointer(bitPattern: $0) }
     }
 
     func destroyAll() {
-        handles.withLock { handles in
-            for address in handles.values { OpaquePointer(bitPattern: address).map(rd_kafka_topic_destroy) }
-            handles = [:]
+        table.withLock { table in
+            for address in table.handles.values { OpaquePointer(bitPattern: address).map(rd_kafka_topic_destroy) }
+            table = Table()
         }
     }
 }
@@ -280,6 +308,7 @@ private final class Deliveries: Sendable {
     private let failures = Atomic<UInt64>(0)
     var failedCount: UInt64 { failures.load(ordering: .acquiring) }
     private let waiting = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
+    private let ledger = Mutex(DeliveryLedger())
     private let stream: AsyncStream<DeliveryReport>.Continuation?
 
     init(stream: AsyncStream<DeliveryReport>.Continuation?) {
@@ -299,14 +328,25 @@ private final class Deliveries: Sendable {
     }
 
     func fail(_ id: UInt64, _ error: any Error) {
+        abandon(id)
         waiting.withLock { $0.removeValue(forKey: id) }?.resume(throwing: error)
     }
+
+    /// An id that never reached librdkafka (its send threw): it will have no report.
+    func abandon(_ id: UInt64) {
+        ledger.withLock { $0.reported(id) }
+    }
+
+    var lastAssignedID: UInt64 { lastID.load(ordering: .acquiring) }
+    var reportedThrough: UInt64 { ledger.withLock { $0.through } }
 
     /// Called on the poll thread for each delivery report.
     func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
         let opaque = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
         let id = opaque >> 1
+        // The failure is counted before the id is: whoever sees the id reported sees its failure.
         if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR { failures.wrappingAdd(1, ordering: .releasing) }
+        ledger.withLock { $0.reported(id) }
         let waiter = opaque & 1 == 1 ? waiting.withLock { $0.removeValue(forKey: id) } : nil
         guard waiter != nil || stream != nil else { return }
         let m = message.pointee
@@ -328,6 +368,51 @@ private final class Deliveries: Sendable {
         }
         for continuation in waiters.values { continuation.resume(throwing: KafkaError.shutDown("the producer")) }
     }
+}
+
+/// A point in a producer's sends (`KafkaProducer.deliveryMark()`).
+public struct DeliveryMark: Sendable, Hashable {
+    let id: UInt64
+}
+
+/// Which record ids have had their delivery report: every id up to `through`, plus those after it
+/// that came early (reports come out of order across partitions), as bits in a ring the width of
+/// any realistic in-flight window, and a set beyond it.
+struct DeliveryLedger {
+    private(set) var through: UInt64 = 0  // ids start at 1
+    private var early: [UInt64] = Array(repeating: 0, count: DeliveryLedger.words)
+    private var farAhead: Set<UInt64> = []
+    private static let words = 4096  // 262,144 ids: librdkafka queues at most 100,000 by default
+
+    mutating func reported(_ id: UInt64) {
+        guard id > through else { return }
+        guard id != through + 1 else {
+            through = id
+            catchUp()
+            return
+        }
+        if id - through <= UInt64(Self.words * 64) {
+            early[word(id)] |= bit(id)
+        } else {
+            farAhead.insert(id)
+        }
+    }
+
+    /// Moves `through` over the early ids that now follow it.
+    private mutating func catchUp() {
+        while true {
+            let next = through + 1
+            if early[word(next)] & bit(next) != 0 {
+                early[word(next)] &= ~bit(next)
+            } else if farAhead.isEmpty || farAhead.remove(next) == nil {
+                return
+            }
+            through = next
+        }
+    }
+
+    private func word(_ id: UInt64) -> Int { Int((id / 64) % UInt64(Self.words)) }
+    private func bit(_ id: UInt64) -> UInt64 { 1 << (id % 64) }
 }
 
 /// A thread of its own that runs `body` in a loop until stopped.

@@ -13,13 +13,13 @@ enum CloudEvents {
         -> String
     {
         id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
-            if let inputID = input.headers.first(named: "ce_id") {
-                hasher.update(data: Data(utf8: inputID))
+            if let inputID = input.headers.first(where: { $0.name == "ce_id" })?.value {
+                hasher.update(data: inputID)
             } else {
-                hasher.update(data: Data(utf8: inputTopic))
-                hasher.update(data: Data([0]))
-                hasher.update(data: input.key ?? Data())
-                hasher.update(data: Data([0]))
+                hasher.update(text: inputTopic)
+                hasher.update(text: "\u{0}")
+                if let key = input.key { hasher.update(data: key) }
+                hasher.update(text: "\u{0}")
                 hasher.update(data: input.value)
             }
         }
@@ -30,14 +30,14 @@ enum CloudEvents {
         -> String
     {
         id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
-            hasher.update(data: Data(utf8: "timer\u{0}\(partition)\u{0}\(timer)\u{0}\(due)"))
+            hasher.update(text: "timer\u{0}\(partition)\u{0}\(timer)\u{0}\(due)")
         }
     }
 
     /// The id of an output whose handler named what it derives from (`OutputRecord.idSeed`).
     static func id(worker: String, seed: String, outputType: String) -> String {
         id(worker: worker, outputIndex: 0, outputType: outputType) { hasher in
-            hasher.update(data: Data(utf8: "seed\u{0}\(seed)"))
+            hasher.update(text: "seed\u{0}\(seed)")
         }
     }
 
@@ -45,11 +45,14 @@ enum CloudEvents {
         worker: String, outputIndex: Int, outputType: String, identity: (inout SHA256) -> Void
     ) -> String {
         var hasher = SHA256()
-        hasher.update(data: Data(utf8: worker))
-        hasher.update(data: Data([0]))
+        hasher.update(text: worker)
+        hasher.update(text: "\u{0}")
         identity(&hasher)
-        hasher.update(data: Data(utf8: "\u{0}\(outputType)\u{0}\(outputIndex)"))
-        return hex(hasher.finalize().prefix(16))
+        hasher.update(text: "\u{0}")
+        hasher.update(text: outputType)
+        hasher.update(text: "\u{0}")
+        hasher.update(text: String(outputIndex))
+        return hasher.finalize().withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
     }
 
     /// RFC 3339 in UTC with milliseconds (`2026-11-25T12:00:00.123Z`), without Foundation's
@@ -83,14 +86,28 @@ enum CloudEvents {
     }
 
     /// Lower-case hex of bytes.
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var result: [UInt8] = []
-        for byte in bytes {
-            result.append(digits[Int(byte >> 4)])
-            result.append(digits[Int(byte & 0x0f)])
+    static func hex(_ bytes: some Collection<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            var index = 0
+            for byte in bytes {
+                buffer[index] = hexDigit(byte >> 4)
+                buffer[index + 1] = hexDigit(byte & 0x0f)
+                index += 2
+            }
+            return index
         }
-        return String(decoding: result, as: UTF8.self)
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+}
+
+extension SHA256 {
+    /// Hashes a string's UTF-8 bytes straight from its storage (no `Data` on the way).
+    fileprivate mutating func update(text: String) {
+        var text = text
+        text.withUTF8 { update(bufferPointer: UnsafeRawBufferPointer($0)) }
     }
 }
 

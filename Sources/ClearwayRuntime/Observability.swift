@@ -59,6 +59,7 @@ struct RuntimeMetrics: Sendable {
     let rebalances: Metrics.Counter
     let transactionsAborted: Metrics.Counter
     let handlerDuration: Metrics.Timer
+    let commitDuration: Metrics.Timer
     let endToEndLag: Metrics.Recorder
     let worker: String
 
@@ -73,12 +74,17 @@ struct RuntimeMetrics: Sendable {
         transactionsAborted = Metrics.Counter(label: "clearway_transactions_aborted_total", dimensions: labels)
         handlerDuration = Metrics.Timer(
             label: "clearway_handler_duration_seconds", dimensions: labels, preferredDisplayUnit: .seconds)
+        commitDuration = Metrics.Timer(
+            label: "clearway_commit_duration_seconds", dimensions: labels, preferredDisplayUnit: .seconds)
         endToEndLag = Metrics.Recorder(label: "clearway_end_to_end_lag_seconds", dimensions: labels, aggregate: false)
     }
 
     func handled(since start: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (ContinuousClock.now - start).components
-        handlerDuration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        handlerDuration.record(since: start)
+    }
+
+    func committed(since start: ContinuousClock.Instant) {
+        commitDuration.record(since: start)
     }
 
     func consumerLag(_ partition: TopicPartition, _ value: Int64) {
@@ -86,6 +92,13 @@ struct RuntimeMetrics: Sendable {
             label: "clearway_consumer_lag",
             dimensions: [("worker", worker), ("topic", partition.topic), ("partition", String(partition.partition))]
         ).record(value)
+    }
+}
+
+extension Metrics.Timer {
+    fileprivate func record(since start: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

@@ -63,6 +63,12 @@ final class ProcessingLoop: @unchecked Sendable {
     private var retries: [TopicPartition: PendingRetry] = [:]
     private var failuresBeforeBatch: UInt64 = 0
 
+    // At-least-once without state: offsets waiting for the outputs sent before them to be
+    // acknowledged, and whether offsets are stored but not yet committed to the group.
+    private var checkpoints: [(mark: DeliveryMark, offsets: [TopicPartition: Int64])] = []
+    private var storedSinceCommit = false
+    private var lastGroupCommit = ContinuousClock.now
+
     private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
     private var logicalNames: [String: String] = [:]
     private var lastStatistics: Data?
@@ -184,7 +190,9 @@ final class ProcessingLoop: @unchecked Sendable {
                 if uncommittedRecords >= configuration.maximumBatch
                     || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
                 {
-                    try await commit()
+                    try await commit(draining: false)
+                } else if !checkpoints.isEmpty || storedSinceCommit {
+                    try await storeDeliveredCheckpoints()
                 }
                 updateLag()
             }
@@ -238,7 +246,8 @@ final class ProcessingLoop: @unchecked Sendable {
 
     private func process(_ record: InputRecord) async throws {
         let partition = TopicPartition(topic: record.topic, partition: record.partition)
-        if let retry = retries[partition] {
+        let retry = retries.isEmpty ? nil : retries[partition]
+        if let retry {
             // Waiting to retry an earlier record of this partition; this one is read again later.
             guard retry.offset == record.offset, ContinuousClock.now >= retry.resumeAt else { return }
         }
@@ -246,7 +255,7 @@ final class ProcessingLoop: @unchecked Sendable {
         if let timestamp = record.timestamp {
             metrics.endToEndLag.record(Date().timeIntervalSince(timestamp))
         }
-        let attempt = retries[partition]?.attempt ?? 1
+        let attempt = retry?.attempt ?? 1
         let inputTopic = logicalName(of: record.topic)
         let state = states[record.partition]
         let context = HandlerContext(
@@ -257,7 +266,7 @@ final class ProcessingLoop: @unchecked Sendable {
         state?.beginAttempt()
         do {
             outputs = try await runtime.definition.handler.handle(record, context: context)
-            retries[partition] = nil
+            if retry != nil { retries[partition] = nil }
             state?.endAttempt()
         } catch {
             // A failed attempt leaves no state behind.
@@ -310,16 +319,29 @@ final class ProcessingLoop: @unchecked Sendable {
             let ceID =
                 output.idSeed.map { CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type) }
                 ?? id(index, output.type)
-            var headers = [KafkaHeader(name: "ce_id", string: ceID), headerCache.type(output.type)]
+            var headers: [KafkaHeader] = []
+            headers.reserveCapacity(headerCache.constant.count + output.headers.count + 4)
+            headers.append(KafkaHeader(name: "ce_id", string: ceID))
+            headers.append(headerCache.type(output.type))
             headers += headerCache.constant
             headers.append(time)
             if let trace { headers.append(trace) }
             headers += output.headers
-            try await producer.send(
+            try await send(
                 ProducerRecord(
                     topic: headerCache.topic(output.topic), key: output.key.map { Data(utf8: $0) },
                     value: output.value, headers: headers))
             metrics.recordsOut.increment()
+        }
+    }
+
+    /// Hands a record to the producer: at once when its queue has room (no suspension point on the
+    /// hot path), else waiting for room.
+    private func send(_ record: ProducerRecord) async throws {
+        do {
+            try producer.trySend(record)
+        } catch let error as KafkaError where error.isQueueFull {
+            try await producer.send(record)
         }
     }
 
@@ -405,12 +427,27 @@ final class ProcessingLoop: @unchecked Sendable {
 
     /// Commits the outputs and offsets so far: one transaction, or (at-least-once) a flush and then
     /// the offsets. A transaction that must be aborted is, and processing resumes from the last
-    /// commit; a fenced producer is rebuilt.
-    private func commit() async throws {
-        guard !pendingOffsets.isEmpty || inTransaction || states.values.contains(where: \.hasChanges) else { return }
-        let offsets = pendingOffsets.map {
+    /// commit; a fenced producer is rebuilt. Not `draining` (the loop's periodic commit), an
+    /// at-least-once worker without state only checkpoints (`checkpoint()`); a revoke and a stop
+    /// drain.
+    private func commit(draining: Bool = true) async throws {
+        if !transactional, runtime.definition.changelog == nil, !draining {
+            try await checkpoint()
+            return
+        }
+        guard
+            !pendingOffsets.isEmpty || inTransaction || states.values.contains(where: \.hasChanges)
+                || !checkpoints.isEmpty || storedSinceCommit
+        else { return }
+        var pending = checkpoints.reduce(into: [TopicPartition: Int64]()) { offsets, checkpoint in
+            offsets.merge(checkpoint.offsets) { _, later in later }
+        }
+        pending.merge(pendingOffsets) { _, later in later }
+        let offsets = pending.map {
             TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value)
         }
+        let started = ContinuousClock.now
+        defer { metrics.committed(since: started) }
         if transactional {
             do {
                 try await beginIfNeeded()
@@ -441,11 +478,57 @@ final class ProcessingLoop: @unchecked Sendable {
             try applyState()
             try consumer.store(offsets)
             try await consumer.commit()
+            checkpoints = []
+            storedSinceCommit = false
+            lastGroupCommit = .now
         }
         if transactional { try applyState() }
         pendingOffsets = [:]
         uncommittedRecords = 0
         firedTimers = []
+    }
+
+    /// At-least-once without state: the offsets so far wait, as a checkpoint, for the outputs sent
+    /// before them to be acknowledged, while the loop goes on reading (a flush here would stall it
+    /// for a broker round trip every batch). Offsets are stored once their outputs are delivered.
+    private func checkpoint() async throws {
+        if !pendingOffsets.isEmpty {
+            checkpoints.append((producer.deliveryMark(), pendingOffsets))
+            pendingOffsets = [:]
+        }
+        uncommittedRecords = 0
+        try await storeDeliveredCheckpoints()
+    }
+
+    /// Stores the offsets of the checkpoints whose outputs are all acknowledged, and commits the
+    /// stored offsets to the group every commit interval. A failed delivery rewinds to the last
+    /// commit, so the failed outputs are produced again.
+    private func storeDeliveredCheckpoints() async throws {
+        var delivered: [TopicPartition: Int64] = [:]
+        while let first = checkpoints.first, producer.isDelivered(first.mark) {
+            delivered.merge(first.offsets) { _, later in later }
+            checkpoints.removeFirst()
+        }
+        // Read after `isDelivered`: a report's failure is counted before its id is.
+        guard producer.failedDeliveryCount == failuresBeforeBatch else {
+            failuresBeforeBatch = producer.failedDeliveryCount
+            logger.error("outputs failed delivery; reprocessing from the last commit")
+            try await rewind()
+            return
+        }
+        if !delivered.isEmpty {
+            try consumer.store(
+                delivered.map {
+                    TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value)
+                }
+            )
+            storedSinceCommit = true
+        }
+        if storedSinceCommit, ContinuousClock.now - lastGroupCommit >= configuration.commitInterval {
+            try await consumer.commit()
+            storedSinceCommit = false
+            lastGroupCommit = .now
+        }
     }
 
     // MARK: State
@@ -645,6 +728,7 @@ final class ProcessingLoop: @unchecked Sendable {
     /// the last commit is processed again (its earlier outputs were aborted or are dropped by id).
     private func rewind() async throws {
         pendingOffsets = [:]
+        checkpoints = []
         uncommittedRecords = 0
         retries = [:]
         firedTimers = []

@@ -14,14 +14,19 @@ public struct EchoHandler: RecordHandler {
     }
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
-        let text = String(decoding: record.value, as: UTF8.self)
-        if text == "poison" { throw RecordRejected("test-poison", "the test input \"poison\" is never processable") }
-        if text.hasPrefix("flaky"), context.attempt < 3 { throw TransientFailure("flaky attempt \(context.attempt)") }
+        // Bytes, not text: the runtime benchmark runs this handler as its pass-through worker.
+        let value = record.value
+        if value.elementsEqual("poison".utf8) {
+            throw RecordRejected("test-poison", "the test input \"poison\" is never processable")
+        }
+        if value.starts(with: "flaky".utf8), context.attempt < 3 {
+            throw TransientFailure("flaky attempt \(context.attempt)")
+        }
         if delay > .zero { try await Task.sleep(for: delay) }
-        return [
-            OutputRecord(
-                topic: output, key: record.keyString, value: Data("out:\(text)".utf8), type: "clearway.test.echo.v1")
-        ]
+        var echoed = Data(capacity: value.count + 4)
+        echoed.append(contentsOf: "out:".utf8)
+        echoed.append(value)
+        return [OutputRecord(topic: output, key: record.keyString, value: echoed, type: "clearway.test.echo.v1")]
     }
 
     /// The echo worker's definition.
