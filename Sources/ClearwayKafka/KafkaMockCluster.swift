@@ -37,6 +37,8 @@ public final class KafkaMockCluster: Sendable {
         public static let notCoordinator = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_NOT_COORDINATOR.rawValue)
         public static let coordinatorNotAvailable = ErrorCode(
             rawValue: RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE.rawValue)
+        /// Not retriable: the records of a produce request that gets it fail delivery.
+        public static let messageSizeTooLarge = ErrorCode(rawValue: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue)
     }
 
     /// Starts a mock cluster with this many brokers.

@@ -275,6 +275,59 @@ struct WorkerRuntimeTests {
     }
 }
 
+extension WorkerRuntimeTests {
+    /// At-least-once commits offsets behind the acknowledgement of their outputs while the loop goes
+    /// on: across kill -9 at random moments nothing may be lost (repeats are allowed; same ce_id).
+    @Test func atLeastOnceLosesNothingAcrossKill9() async throws {
+        let deployment = EchoDeployment(partitions: 4)
+        try await deployment.createTopics()
+        let count = 6_000
+        try await deployment.produce((0..<count).map { ("k\($0 % 257)", String($0), []) })
+        let environment = deployment.environment(
+            instance: "alo-1",
+            extra: [
+                "CLEARWAY_DELIVERY": "at-least-once", "CLEARWAY_MAX_BATCH": "200", "CLEARWAY_TEST_DELAY_US": "1000",
+                "CLEARWAY_STATIC_MEMBERSHIP": "true",
+            ])
+        var probeConfiguration = KafkaConsumerConfiguration(
+            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
+        probeConfiguration.sessionTimeout = .seconds(6)
+        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
+        let inputs = (0..<4).map { TopicPartition(topic: deployment.input, partition: $0) }
+        @Sendable func committed() async throws -> Int64 {
+            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
+        }
+        var progress: [Int64] = []
+        for life in 1...3 {
+            let before = try await committed()
+            let worker = try WorkerProcess(environment: environment)
+            try await within(.seconds(30), "progress after start \(life)") {
+                while try await committed() == before { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
+            worker.signal(SIGKILL)
+            _ = await worker.waitForExit(limit: .seconds(5))
+            progress.append(try await committed())
+        }
+        #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
+        let last = try WorkerProcess(environment: environment)
+        try await within(.seconds(120), "the last worker finishing") {
+            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        last.signal(SIGTERM)
+        #expect(await last.waitForExit(limit: .seconds(15)) == 0)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 4, servers: Broker.bootstrapServers, expectAtLeast: count)
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(Set(values) == Set((0..<count).map { "out:\($0)" }), "nothing lost")
+        var idsByValue: [String: Set<String>] = [:]
+        for (value, output) in zip(values, outputs) {
+            idsByValue[value, default: []].insert(output.headers.first(named: "ce_id") ?? "")
+        }
+        #expect(idsByValue.values.allSatisfy { $0.count == 1 }, "a repeat carries its first ce_id")
+    }
+}
+
 /// Broker faults through librdkafka's mock cluster, survived without loss or duplicates.
 struct WorkerRuntimeFaultTests {
     @Test func injectedProduceAndCoordinatorErrorsAreSurvived() async throws {
@@ -296,6 +349,34 @@ struct WorkerRuntimeFaultTests {
         let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(values.count == 300)
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
+    }
+
+    @Test func atLeastOnceReproducesOutputsWhoseDeliveryFailed() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        let servers = cluster.bootstrapServers
+        let deployment = EchoDeployment(partitions: 2)
+        for topic in [deployment.input, deployment.output, deployment.dlq] {
+            try cluster.createTopic(topic, partitions: 2)
+        }
+        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
+        // Not retriable: the outputs in these produce requests fail delivery for good.
+        cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
+        var configuration = deployment.configuration(servers: servers)
+        configuration.delivery = .atLeastOnce
+        let (group, task) = runInProcess(EchoHandler.definition(name: deployment.name), configuration)
+        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(Set(values) == Set((0..<300).map { "out:\($0)" }), "every failed output was produced again")
+
+        var probeConfiguration = KafkaConsumerConfiguration(
+            groupID: deployment.prefix + deployment.name, bootstrapServers: servers)
+        probeConfiguration.sessionTimeout = .seconds(6)
+        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
+        let committed = try await probe.committed(
+            (0..<2).map { TopicPartition(topic: deployment.input, partition: $0) })
+        #expect(committed.map(\.offset).reduce(0, +) == 300)
     }
 }
 
