@@ -7,6 +7,8 @@ import Foundation
 public struct EchoHandler: RecordHandler {
     public let output: String
     public let delay: Duration
+    private static let poison = Data("poison".utf8)
+    private static let flaky = Data("flaky".utf8)
 
     public init(output: String, delay: Duration = .zero) {
         self.output = output
@@ -16,10 +18,10 @@ public struct EchoHandler: RecordHandler {
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
         // Bytes, not text: the runtime benchmark runs this handler as its pass-through worker.
         let value = record.value
-        if value.elementsEqual("poison".utf8) {
+        if value == Self.poison {
             throw RecordRejected("test-poison", "the test input \"poison\" is never processable")
         }
-        if value.starts(with: "flaky".utf8), context.attempt < 3 {
+        if value.count >= Self.flaky.count, value.prefix(Self.flaky.count) == Self.flaky, context.attempt < 3 {
             throw TransientFailure("flaky attempt \(context.attempt)")
         }
         if delay > .zero { try await Task.sleep(for: delay) }
