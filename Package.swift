@@ -89,6 +89,7 @@ let package = Package(
                 "ClearwayFleet",
                 "ClearwayKafka",
                 "ClearwayRuntime",
+                "ClearwayWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

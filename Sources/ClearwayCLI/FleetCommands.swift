@@ -3,6 +3,7 @@ import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
 import ClearwayRuntime
+import ClearwayWorkers
 import Foundation
 import Logging
 
@@ -128,17 +129,39 @@ struct ReportCommand: AsyncParsableCommand {
         let configuration = try cliConfiguration()
         let prefixes = prefix.isEmpty ? [configuration.topicPrefix] : prefix
         var tallies = prefixes.map { FleetTally(prefix: $0) }
+        // The structuring watch's input: its alerts come a stage after the decisions, so --wait
+        // also waits for each watch that runs to have read to the end of it.
+        let watchInputs = Set(prefixes.map { $0 + StandardTopics.releasedByAddress.name })
         let reader = try await TopicReader(
-            bootstrapServers: configuration.bootstrapServers, topics: tallies.flatMap(\.topics),
+            bootstrapServers: configuration.bootstrapServers, topics: tallies.flatMap(\.topics) + watchInputs.sorted(),
             properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
         // Which tally each topic belongs to.
         let route = Dictionary(
             tallies.indices.flatMap { index in tallies[index].topics.map { ($0, index) } },
             uniquingKeysWith: { a, _ in a })
+        var watchEnds: [TopicPartition: Int64] = [:]
         func take(_ records: [ConsumerRecord]) {
             for record in records {
                 if let index = route[record.topic] { tallies[index].add(record) }
+                if watchInputs.contains(record.topic) {
+                    let partition = TopicPartition(topic: record.topic, partition: record.partition)
+                    watchEnds[partition] = max(watchEnds[partition] ?? 0, record.nextOffset.offset)
+                }
             }
+        }
+        let watches = try prefixes.map { prefix in
+            try GroupProbe(
+                group: prefix + StructuringHandler.name, bootstrapServers: configuration.bootstrapServers,
+                properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
+        }
+        /// The prefixes whose structuring watch runs and has not yet read all it was given.
+        func watchesBehind() async throws -> [String] {
+            var behind: [String] = []
+            for (prefix, watch) in zip(prefixes, watches) {
+                let ends = watchEnds.filter { $0.key.topic == prefix + StandardTopics.releasedByAddress.name }
+                if try await watch.hasCaughtUp(to: ends) == false { behind.append(prefix) }
+            }
+            return behind
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -155,10 +178,16 @@ struct ReportCommand: AsyncParsableCommand {
                 print("[report] \(Int(seconds(clock.now - start)))s  " + progress.joined(separator: "  "))
             }
             let settled = tallies.allSatisfy { $0.orderKeys.count > 0 && $0.undecided == 0 }
-            if settled, clock.now - lastNew >= .seconds(quiet) { break }
+            if settled, clock.now - lastNew >= .seconds(quiet) {
+                guard wait != nil else { break }
+                let behind = try await watchesBehind()
+                if behind.isEmpty { break }
+                print("[report] waiting for the structuring watch of \(behind.joined(separator: ", "))")
+            }
             if wait == nil, records.isEmpty { break }
         } while clock.now - start < limit || wait == nil
         await reader.close()
+        for watch in watches { await watch.close() }
         print("")
         print(FleetSummary(tallies: tallies, titles: title.isEmpty ? prefixes : title).text)
         let undecided = tallies.map(\.undecided).reduce(0, +)

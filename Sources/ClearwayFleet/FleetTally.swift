@@ -196,6 +196,29 @@ public final class TopicReader: Sendable {
     public func close() async { try? await consumer.close() }
 }
 
+/// How far a consumer group has committed, read without joining it (a consumer of that group id
+/// that never subscribes).
+public final class GroupProbe: Sendable {
+    let consumer: KafkaConsumer
+
+    public init(group: String, bootstrapServers: [String], properties: [String: String] = [:], logger: Logger) throws {
+        var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: bootstrapServers)
+        configuration.properties.merge(properties) { _, given in given }
+        consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+    }
+
+    /// Whether the group has committed at or past `ends` (next offsets to read) on every one of
+    /// those partitions; `nil` when it has committed nothing on any (no such worker is running).
+    public func hasCaughtUp(to ends: [TopicPartition: Int64]) async throws -> Bool? {
+        guard !ends.isEmpty else { return true }
+        let committed = try await consumer.committed(Array(ends.keys))
+        guard committed.contains(where: { $0.offset >= 0 }) else { return nil }
+        return committed.allSatisfy { $0.offset >= ends[$0.topicPartition] ?? 0 }
+    }
+
+    public func close() async { try? await consumer.close() }
+}
+
 /// A topic the report needs is not there.
 public struct TopicMissing: Error, CustomStringConvertible {
     public var topic: String

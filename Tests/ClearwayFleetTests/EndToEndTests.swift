@@ -104,21 +104,16 @@ struct EndToEndTests {
                 (TopicPartition(topic: $0.topic, partition: $0.partition), $0.offset + 1)
             }, uniquingKeysWith: max)
         for deployment in deployments {
-            let probe = try Broker.consumer(group: deployment.prefix + StructuringHandler.name)
-            let partitions = ends.keys.filter { $0.topic.hasPrefix(deployment.prefix) }
+            let probe = try GroupProbe(
+                group: deployment.prefix + StructuringHandler.name, bootstrapServers: Broker.bootstrapServers,
+                logger: Broker.logger)
+            let partitions = ends.filter { $0.key.topic.hasPrefix(deployment.prefix) }
             try await within(.seconds(60), "the structuring watch of \(deployment.prefix) caught up") {
-                while true {
-                    try Task.checkCancellation()
-                    let committed = try await probe.committed(partitions)
-                    if committed.allSatisfy({
-                        $0.offset >= ends[TopicPartition(topic: $0.topic, partition: $0.partition)]!
-                    }) {
-                        return
-                    }
+                while try await probe.hasCaughtUp(to: partitions) != true {
                     try await Task.sleep(for: .milliseconds(200))
                 }
             }
-            try? await probe.close()
+            await probe.close()
         }
         take(try await reader.read(for: .seconds(2)), into: &tallies, &records)
         await reader.close()
