@@ -87,7 +87,11 @@ public final class KafkaProducer: Sendable {
         let err = produce(record, id: id, awaited: false)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             deliveries.abandon(id)
-            throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+            }
+            throw client.fatalError()
+                ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
         }
         return id
     }
@@ -375,14 +379,18 @@ public struct DeliveryMark: Sendable, Hashable {
     let id: UInt64
 }
 
-/// Which record ids have had their delivery report: every id up to `through`, plus those after it
-/// that came early (reports come out of order across partitions), as bits in a ring the width of
-/// any realistic in-flight window, and a set beyond it.
+/// Which record ids have had their delivery report: every id up to `through`, plus the bits of
+/// those after it that came early (reports come out of order across partitions), in a ring that
+/// grows to span the ids in flight — one bit each, so a partition stuck for `message.timeout.ms`
+/// while the others go on costs a bit per record sent meanwhile, not a set entry.
 struct DeliveryLedger {
     private(set) var through: UInt64 = 0  // ids start at 1
-    private var early: [UInt64] = Array(repeating: 0, count: DeliveryLedger.words)
-    private var farAhead: Set<UInt64> = []
-    private static let words = 4096  // 262,144 ids: librdkafka queues at most 100,000 by default
+    private var early: [UInt64]
+
+    /// `words`: the ring's first size (65,536 ids), a power of two.
+    init(words: Int = 1024) {
+        early = Array(repeating: 0, count: words)
+    }
 
     mutating func reported(_ id: UInt64) {
         guard id > through else { return }
@@ -391,27 +399,46 @@ struct DeliveryLedger {
             catchUp()
             return
         }
-        if id - through <= UInt64(Self.words * 64) {
-            early[word(id)] |= bit(id)
-        } else {
-            farAhead.insert(id)
-        }
+        if id - through > UInt64(early.count * 64) { grow(toSpan: id - through) }
+        early[word(id)] |= bit(id)
     }
 
-    /// Moves `through` over the early ids that now follow it.
+    /// Moves `through` over the early ids that now follow it (a whole word at a time where it can).
     private mutating func catchUp() {
         while true {
             let next = through + 1
-            if early[word(next)] & bit(next) != 0 {
+            if next % 64 == 0, early[word(next)] == ~0 {
+                early[word(next)] = 0
+                through += 64
+            } else if early[word(next)] & bit(next) != 0 {
                 early[word(next)] &= ~bit(next)
-            } else if farAhead.isEmpty || farAhead.remove(next) == nil {
+                through = next
+            } else {
                 return
             }
-            through = next
         }
     }
 
-    private func word(_ id: UInt64) -> Int { Int((id / 64) % UInt64(Self.words)) }
+    /// Doubles the ring until it spans `span` ids after `through`, keeping the early bits.
+    private mutating func grow(toSpan span: UInt64) {
+        let old = early
+        let oldWords = UInt64(old.count)
+        var words = old.count
+        while UInt64(words * 64) < span { words *= 2 }
+        early = Array(repeating: 0, count: words)
+        // The early ids lie in through + 1 ... through + oldWords * 64: up to oldWords + 1 words,
+        // the first and the last sharing a slot (their ids, and so their bits, never overlap).
+        let (first, last) = (through + 1, through + oldWords * 64)
+        for number in (first / 64)...(last / 64) {
+            let low = max(first, number * 64)
+            let high = min(last, number * 64 + 63)
+            let width = high - low + 1
+            let mask = width == 64 ? ~UInt64(0) : ((1 << width) - 1) << (low % 64)
+            early[Int(number % UInt64(words))] |= old[Int(number % oldWords)] & mask
+        }
+    }
+
+    private func word(_ id: UInt64) -> Int { Int((id / 64) % UInt64(early.count)) }
     private func bit(_ id: UInt64) -> UInt64 { 1 << (id % 64) }
 }
 
@@ -421,7 +448,7 @@ final class PollThread: Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let wake: @Sendable () -> Void
 
-    /// `wake` cuts a waiting turn of `body` short (`rd_kafka_yield`), so `stop` does not wait out
+    /// `wake` cuts a waiting turn of `body` short (`rd_kafka_queue_yield`), so `stop` does not wait out
     /// the poll's timeout.
     init(name: String, wake: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () -> Void) {
         self.wake = wake

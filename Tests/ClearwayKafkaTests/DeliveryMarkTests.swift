@@ -18,6 +18,55 @@ struct DeliveryLedgerTests {
         #expect(ledger.through == 3)
     }
 
+    @Test func theRingGrowsAroundASlotSharedByTheWindowsFirstAndLastWords() {
+        var ledger = DeliveryLedger(words: 1)  // 64 ids
+        for id in UInt64(1)...10 { ledger.reported(id) }
+        ledger.reported(12)  // the first word of the window, high bits
+        ledger.reported(70)  // the last word, low bits, in the same slot
+        ledger.reported(500)  // beyond the window: the ring grows
+        ledger.reported(11)
+        #expect(ledger.through == 12)
+        for id in UInt64(13)...69 { ledger.reported(id) }
+        #expect(ledger.through == 70)
+        for id in UInt64(71)...75 { ledger.reported(id) }
+        #expect(ledger.through == 75, "76 is not reported yet")
+        for id in UInt64(76)...499 { ledger.reported(id) }
+        #expect(ledger.through == 500)
+    }
+
+    @Test(arguments: [1, 2, 1024])
+    func anyOrderGivesTheSameAnswerAsCountingEveryId(words: Int) {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            // Roughly in order, shuffled in small runs, with a few ids held back to the end (a
+            // stuck partition): the ring grows step by step with early bits in it.
+            let count = UInt64.random(in: 1...5_000, using: &generator)
+            let stuck = Set((0..<3).map { _ in UInt64.random(in: 1...count, using: &generator) })
+            var order: [UInt64] = []
+            var run: [UInt64] = []
+            for id in 1...count where !stuck.contains(id) {
+                run.append(id)
+                if run.count == 50 || id == count {
+                    order += run.shuffled(using: &generator)
+                    run = []
+                }
+            }
+            order += run.shuffled(using: &generator) + stuck.shuffled(using: &generator)
+            var ledger = DeliveryLedger(words: words)
+            var seen = Set<UInt64>()
+            var expected: UInt64 = 0
+            for id in order {
+                ledger.reported(id)
+                seen.insert(id)
+                while seen.contains(expected + 1) { expected += 1 }
+                if ledger.through != expected {
+                    Issue.record("after \(seen.count) of \(count) ids: through \(ledger.through), expected \(expected)")
+                    return
+                }
+            }
+        }
+    }
+
     @Test func reportsInAnyOrderAndFarAheadAreAllCounted() {
         var generator = SystemRandomNumberGenerator()
         // Ids far ahead of the first (beyond the ring of early bits) as well as near ones.
