@@ -78,7 +78,8 @@ let package = Package(
         .target(
             name: "ClearwayFleet",
             dependencies: [
-                "ClearwayDomain", "ClearwayKafka", "ClearwayWorkers", .product(name: "Logging", package: "swift-log"),
+                "ClearwayDomain", "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The `clearway` command-line tool.
@@ -89,7 +90,6 @@ let package = Package(
                 "ClearwayFleet",
                 "ClearwayKafka",
                 "ClearwayRuntime",
-                "ClearwayWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -16,6 +16,10 @@ struct RuntimeBench: AsyncParsableCommand {
         3
     @Option(help: "The worker executable (clearway-test-worker: echoes each record).") var worker: String
 
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+    }
+
     func run() async throws {
         let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
         var logger = Logger(label: "clearway.bench")

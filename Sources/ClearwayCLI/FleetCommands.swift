@@ -3,7 +3,6 @@ import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
 import ClearwayRuntime
-import ClearwayWorkers
 import Foundation
 import Logging
 
@@ -129,9 +128,9 @@ struct ReportCommand: AsyncParsableCommand {
         let configuration = try cliConfiguration()
         let prefixes = prefix.isEmpty ? [configuration.topicPrefix] : prefix
         var tallies = prefixes.map { FleetTally(prefix: $0) }
-        // The structuring watch's input: its alerts come a stage after the decisions, so --wait
-        // also waits for each watch that runs to have read to the end of it.
-        let watchInputs = Set(prefixes.map { $0 + StandardTopics.releasedByAddress.name })
+        // With --wait, also each structuring watch's input: its alerts come a stage after the
+        // decisions, so the report waits for every watch that runs to have read all of it.
+        let watchInputs = wait == nil ? [] : Set(tallies.map(\.structuringWatch.input))
         let reader = try await TopicReader(
             bootstrapServers: configuration.bootstrapServers, topics: tallies.flatMap(\.topics) + watchInputs.sorted(),
             properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
@@ -149,20 +148,25 @@ struct ReportCommand: AsyncParsableCommand {
                 }
             }
         }
-        let watches = try prefixes.map { prefix in
-            try GroupProbe(
-                group: prefix + StructuringHandler.name, bootstrapServers: configuration.bootstrapServers,
-                properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
-        }
-        /// The prefixes whose structuring watch runs and has not yet read all it was given.
-        func watchesBehind() async throws -> [String] {
+        let watches =
+            wait == nil
+            ? []
+            : try tallies.map { tally in
+                try GroupProbe(
+                    group: tally.structuringWatch.group, bootstrapServers: configuration.bootstrapServers,
+                    properties: configuration.kafkaProperties, logger: quietLogger("clearway.report"))
+            }
+        /// The prefixes whose structuring watch has committed (it runs) but not yet past every
+        /// release it was given. A watch whose offsets cannot be read is not waited for.
+        func watchesBehind() async -> [String] {
             var behind: [String] = []
-            for (prefix, watch) in zip(prefixes, watches) {
-                let ends = watchEnds.filter { $0.key.topic == prefix + StandardTopics.releasedByAddress.name }
-                if try await watch.hasCaughtUp(to: ends) == false { behind.append(prefix) }
+            for (tally, watch) in zip(tallies, watches) {
+                let ends = watchEnds.filter { $0.key.topic == tally.structuringWatch.input }
+                if (try? await watch.hasCaughtUp(to: ends)) == false { behind.append(tally.prefix) }
             }
             return behind
         }
+        var behind: [String] = []
         let clock = ContinuousClock()
         let start = clock.now
         var lastNew = clock.now
@@ -179,8 +183,7 @@ struct ReportCommand: AsyncParsableCommand {
             }
             let settled = tallies.allSatisfy { $0.orderKeys.count > 0 && $0.undecided == 0 }
             if settled, clock.now - lastNew >= .seconds(quiet) {
-                guard wait != nil else { break }
-                let behind = try await watchesBehind()
+                behind = await watchesBehind()
                 if behind.isEmpty { break }
                 print("[report] waiting for the structuring watch of \(behind.joined(separator: ", "))")
             }
@@ -193,6 +196,12 @@ struct ReportCommand: AsyncParsableCommand {
         let undecided = tallies.map(\.undecided).reduce(0, +)
         if wait != nil, undecided > 0 {
             print("\(undecided) orders had no outcome within \(wait!) s: is every worker running? (see its log)")
+            throw ExitCode(1)
+        }
+        if !behind.isEmpty {
+            print(
+                "the structuring watch of \(behind.joined(separator: ", ")) had not read every release within "
+                    + "\(wait ?? 0) s, so its alerts may be incomplete: is it running? (see its log)")
             throw ExitCode(1)
         }
     }

@@ -1,5 +1,6 @@
 import ClearwayDomain
 import ClearwayKafka
+import ClearwayRuntime
 import ClearwayWorkers
 import Foundation
 import Logging
@@ -45,6 +46,11 @@ public struct FleetTally: Sendable {
     public private(set) var unreadable: [String] = []
 
     public init(prefix: String) { self.prefix = prefix }
+
+    /// This deployment's structuring watch: its consumer group and its input topic.
+    public var structuringWatch: (group: String, input: String) {
+        (prefix + StructuringHandler.name, prefix + StandardTopics.releasedByAddress.name)
+    }
 
     /// The topics the tally reads, with the prefix.
     public var topics: [String] {

@@ -13,8 +13,8 @@ enum CloudEvents {
         -> String
     {
         id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
-            if let inputID = input.headers.first(where: { $0.name == "ce_id" })?.value {
-                hasher.update(data: inputID)
+            if let inputID = input.headers.first(named: "ce_id") {
+                hasher.update(text: inputID)
             } else {
                 hasher.update(text: inputTopic)
                 hasher.update(text: "\u{0}")
