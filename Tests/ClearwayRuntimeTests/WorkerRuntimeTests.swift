@@ -47,6 +47,26 @@ struct EchoDeployment {
         ].merging(extra) { _, new in new }
     }
 
+    /// Runs `clearway-test-worker` processes over the `count` records on the input: `lives` of
+    /// them killed with SIGKILL mid-work (`killRepeatedly`), then one that finishes and stops on
+    /// SIGTERM. What is on the output topic then (`read_committed`).
+    func outputsAcrossKills(count: Int, lives: Int, pause: Duration, environment: [String: String]) async throws
+        -> [ConsumerRecord]
+    {
+        let committed = try CommittedOffsets(
+            group: prefix + name, partitions: (0..<partitions).map { TopicPartition(topic: input, partition: $0) })
+        let progress = try await killRepeatedly(lives: lives, pause: pause, committed: committed) {
+            try WorkerProcess(environment: environment)
+        }
+        #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
+        let last = try WorkerProcess(environment: environment)
+        try await committed.wait(for: Int64(count), limit: .seconds(120), "the last worker finishing")
+        last.signal(SIGTERM)
+        #expect(await last.waitForExit(limit: .seconds(15)) == 0)
+        return try await readAll(
+            topic: output, partitions: partitions, servers: Broker.bootstrapServers, expectAtLeast: count)
+    }
+
     func produce(
         _ values: [(key: String, value: String, headers: [KafkaHeader])], servers: [String] = Broker.bootstrapServers
     )
@@ -173,18 +193,11 @@ struct WorkerRuntimeTests {
         try await deployment.createTopics()
         let count = 6000
         try await deployment.produce((0..<count).map { ("k\($0 % 101)", String($0), []) })
-        let inputs = (0..<6).map { TopicPartition(topic: deployment.input, partition: $0) }
-        var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
-        probeConfiguration.sessionTimeout = .seconds(6)
-        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
-        @Sendable func committed() async throws -> Int64 {
-            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
-        }
+        let committed = try CommittedOffsets(
+            group: deployment.prefix + deployment.name,
+            partitions: (0..<6).map { TopicPartition(topic: deployment.input, partition: $0) })
         @Sendable func progress(beyond mark: Int64, _ what: String) async throws {
-            try await within(.seconds(60), what) {
-                while try await committed() <= mark { try await Task.sleep(for: .milliseconds(100)) }
-            }
+            try await committed.wait(for: mark + 1, limit: .seconds(60), what)
         }
         let extra = ["CLEARWAY_MAX_BATCH": "100", "CLEARWAY_TEST_DELAY_US": "1500"]
         let first = try WorkerProcess(environment: deployment.environment(instance: "scale-1", extra: extra))
@@ -192,14 +205,12 @@ struct WorkerRuntimeTests {
         let second = try WorkerProcess(environment: deployment.environment(instance: "scale-2", extra: extra))
         let third = try WorkerProcess(environment: deployment.environment(instance: "scale-3", extra: extra))
         try await Task.sleep(for: .seconds(5))
-        try await progress(beyond: try await committed(), "three instances working")
+        try await progress(beyond: try await committed.total(), "three instances working")
         third.signal(SIGTERM)
         #expect(await third.waitForExit(limit: .seconds(15)) == 0)
-        let afterThird = try await committed()
+        let afterThird = try await committed.total()
         #expect(afterThird < Int64(count), "the scale-down fell mid-run")
-        try await within(.seconds(120), "two instances finishing") {
-            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
-        }
+        try await committed.wait(for: Int64(count), limit: .seconds(120), "two instances finishing")
         first.signal(SIGTERM)
         second.signal(SIGTERM)
         #expect(await first.waitForExit(limit: .seconds(15)) == 0)
@@ -221,40 +232,8 @@ struct WorkerRuntimeTests {
             extra: [
                 "CLEARWAY_MAX_BATCH": "200", "CLEARWAY_TEST_DELAY_US": "1000", "CLEARWAY_STATIC_MEMBERSHIP": "true",
             ])
-        var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
-        probeConfiguration.sessionTimeout = .seconds(6)
-        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
-        let inputs = (0..<4).map { TopicPartition(topic: deployment.input, partition: $0) }
-        @Sendable func committed() async throws -> Int64 {
-            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
-        }
-
-        // Each life: wait until the worker has committed something new, let it run a random
-        // while longer, then kill -9 it in the middle of whatever it is doing.
-        var kills = 0
-        var progress: [Int64] = []
-        while kills < 10 {
-            let before = try await committed()
-            let worker = try WorkerProcess(environment: environment)
-            try await within(.seconds(30), "progress after start \(kills + 1)") {
-                while try await committed() == before { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...1200)))
-            worker.signal(SIGKILL)
-            _ = await worker.waitForExit(limit: .seconds(5))
-            kills += 1
-            progress.append(try await committed())
-        }
-        #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
-        let last = try WorkerProcess(environment: environment)
-        try await within(.seconds(120), "the last worker finishing") {
-            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        last.signal(SIGTERM)
-        #expect(await last.waitForExit(limit: .seconds(15)) == 0)
-        let outputs = try await readAll(
-            topic: deployment.output, partitions: 4, servers: Broker.bootstrapServers, expectAtLeast: count)
+        let outputs = try await deployment.outputsAcrossKills(
+            count: count, lives: 10, pause: .milliseconds(1200), environment: environment)
 
         // Nothing lost, and every output of one input carries one ce_id: a consumer that drops
         // repeats by ce_id sees each input exactly once.
@@ -289,35 +268,8 @@ extension WorkerRuntimeTests {
                 "CLEARWAY_DELIVERY": "at-least-once", "CLEARWAY_MAX_BATCH": "200", "CLEARWAY_TEST_DELAY_US": "1000",
                 "CLEARWAY_STATIC_MEMBERSHIP": "true",
             ])
-        var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.prefix + deployment.name, bootstrapServers: Broker.bootstrapServers)
-        probeConfiguration.sessionTimeout = .seconds(6)
-        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
-        let inputs = (0..<4).map { TopicPartition(topic: deployment.input, partition: $0) }
-        @Sendable func committed() async throws -> Int64 {
-            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
-        }
-        var progress: [Int64] = []
-        for life in 1...3 {
-            let before = try await committed()
-            let worker = try WorkerProcess(environment: environment)
-            try await within(.seconds(30), "progress after start \(life)") {
-                while try await committed() == before { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
-            worker.signal(SIGKILL)
-            _ = await worker.waitForExit(limit: .seconds(5))
-            progress.append(try await committed())
-        }
-        #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
-        let last = try WorkerProcess(environment: environment)
-        try await within(.seconds(120), "the last worker finishing") {
-            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        last.signal(SIGTERM)
-        #expect(await last.waitForExit(limit: .seconds(15)) == 0)
-        let outputs = try await readAll(
-            topic: deployment.output, partitions: 4, servers: Broker.bootstrapServers, expectAtLeast: count)
+        let outputs = try await deployment.outputsAcrossKills(
+            count: count, lives: 3, pause: .milliseconds(800), environment: environment)
         let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(Set(values) == Set((0..<count).map { "out:\($0)" }), "nothing lost")
         var idsByValue: [String: Set<String>] = [:]

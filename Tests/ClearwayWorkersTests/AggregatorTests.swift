@@ -205,44 +205,27 @@ struct AggregatorCrashTests {
                 "CLEARWAY_STATIC_MEMBERSHIP": "true", "CLEARWAY_LOG_LEVEL": "warning",
             ]
         }
-        var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.prefix + AggregatorHandler.name, bootstrapServers: Broker.bootstrapServers)
-        probeConfiguration.sessionTimeout = .seconds(6)
-        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
-        let inputs = (0..<Int32(6)).map { TopicPartition(topic: deployment.topic("orders.screened.v1"), partition: $0) }
-        @Sendable func committed() async throws -> Int64 {
-            try await probe.committed(inputs).map { max(0, $0.offset) }.reduce(0, +)
-        }
-        var progress: [Int64] = []
-        for life in 1...10 {
-            let before = try await committed()
-            let worker = try WorkerProcess(environment: environment("agg-1"), executable: "aggregator")
-            try await within(.seconds(60), "progress after start \(life)") {
-                while try await committed() == before { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
-            worker.signal(SIGKILL)
-            _ = await worker.waitForExit(limit: .seconds(5))
-            progress.append(try await committed())
-        }
+        let committed = try CommittedOffsets(
+            group: deployment.prefix + AggregatorHandler.name,
+            partitions: (0..<Int32(6)).map {
+                TopicPartition(topic: deployment.topic("orders.screened.v1"), partition: $0)
+            })
+        let progress = try await killRepeatedly(
+            lives: 10, pause: .milliseconds(800), committed: committed, progressLimit: .seconds(60)
+        ) { try WorkerProcess(environment: environment("agg-1"), executable: "aggregator") }
         #expect(progress.last! < Int64(count), "the kills fell mid-run: \(progress)")
         // Then 1 → 3 instances, each on a new host. The second and third join once the first has
         // restored and is deciding again, so they restore only the partitions that move to them.
         // (Starting all three at once, three restores and three rebalances at a time on a 2-core
         // machine once took longer than the bound in CI.)
         var workers = [try WorkerProcess(environment: environment("agg-1"), executable: "aggregator")]
-        let restarted = try await committed()
-        try await within(.seconds(200), "the first instance deciding again") {
-            while try await committed() < min(Int64(count), restarted + 500) {
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
+        let restarted = try await committed.total()
+        try await committed.wait(
+            for: min(Int64(count), restarted + 500), limit: .seconds(200), "the first instance deciding again")
         workers += try ["agg-2", "agg-3"].map {
             try WorkerProcess(environment: environment($0), executable: "aggregator")
         }
-        try await within(.seconds(400), "the three instances finishing") {
-            while try await committed() < Int64(count) { try await Task.sleep(for: .milliseconds(200)) }
-        }
+        try await committed.wait(for: Int64(count), limit: .seconds(400), "the three instances finishing")
         // Held shipments go on being released (a day's timer at a time) after the input is read.
         var last: [String: [String: Any]] = [:]
         var held = Set<String>()
