@@ -9,9 +9,8 @@ import Logging
 
 /// `kcat -C … | kcat -P …` from the start of `input` to `output`: the pass-through baseline every
 /// worker benchmark is measured against. Seconds from the first record written to `output` to the
-/// last (their timestamps), so the baseline is the pipe's steady rate, as a worker's is timed from
-/// its first commit: kcat's start-up (a metadata round, at times a retry a second later) is left
-/// out, as a worker's group join is.
+/// last (their timestamps), so the baseline is the pipe's rate once running, as a worker's is timed
+/// from its first commit: kcat's start-up is left out, as a worker's group join is.
 func kcatPipe(kcat: String, servers: String, input: String, output: String) throws -> Double {
     let script =
         "\(kcat) -b \(servers) -C -t \(input) -o beginning -e -q -K '\\t' -X enable.metrics.push=false "
