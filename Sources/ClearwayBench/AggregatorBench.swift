@@ -52,7 +52,7 @@ struct AggregatorBench: AsyncParsableCommand {
             Double(records)
             / (try kcatPipe(
                 kcat: kcat, servers: bootstrapServers, input: input, output: prefix + "kcat.out"))
-        print(String(format: "kcat pipe:      %8.0f records/s", kcatRate))
+        print(String(format: "kcat pipe:      %8.0f records/s (best of 3 runs)", kcatRate))
         let stateDirectory = NSTemporaryDirectory() + "clearway-bench-aggregator-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
         let (rate, rss) = try await measureWorker(

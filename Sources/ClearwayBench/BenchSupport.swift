@@ -8,16 +8,24 @@ import Logging
 #endif
 
 /// `kcat -C … | kcat -P …` from the start of `input` to `output`: the pass-through baseline every
-/// worker benchmark is measured against. Seconds from the first record written to `output` to the
-/// last (their timestamps), so the baseline is the pipe's rate once running, as a worker's is timed
-/// from its first commit: kcat's start-up is left out, as a worker's group join is.
-func kcatPipe(kcat: String, servers: String, input: String, output: String) throws -> Double {
+/// worker benchmark is measured against. Seconds from the first record a run writes to `output`
+/// to its last (their timestamps), so the baseline is the pipe's rate once running, as a worker's
+/// is timed from its first commit: kcat's start-up is left out, as a worker's group join is. The
+/// best of `rounds` runs (into the same topic): kcat's consumer at times starts a partition about
+/// a second late, which halves a run's rate.
+func kcatPipe(kcat: String, servers: String, input: String, output: String, rounds: Int = 3) throws -> Double {
+    try (1...max(1, rounds)).map { _ in try kcatPipeRun(kcat: kcat, servers: servers, input: input, output: output) }
+        .min()!
+}
+
+private func kcatPipeRun(kcat: String, servers: String, input: String, output: String) throws -> Double {
     let script =
         "\(kcat) -b \(servers) -C -t \(input) -o beginning -e -q -K '\\t' -X enable.metrics.push=false "
         + "| \(kcat) -b \(servers) -P -t \(output) -K '\\t' -X enable.idempotence=true -X linger.ms=5 -X compression.type=lz4 -X enable.metrics.push=false"
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/bash")
     process.arguments = ["-o", "pipefail", "-c", script]
+    let startedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     let clock = ContinuousClock()
     let start = clock.now
     try process.run()
@@ -36,7 +44,9 @@ func kcatPipe(kcat: String, servers: String, input: String, output: String) thro
     try reader.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     reader.waitUntilExit()
+    // This run's records: an earlier run into the same topic wrote before it started.
     let stamps = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int64($0) }
+        .filter { $0 >= startedAt }
     guard let first = stamps.min(), let last = stamps.max(), last > first else { return whole }
     return Double(last - first) / 1000
 }

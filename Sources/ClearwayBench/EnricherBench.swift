@@ -69,7 +69,7 @@ struct EnricherBench: AsyncParsableCommand {
             Double(records)
             / (try kcatPipe(
                 kcat: kcat, servers: bootstrapServers, input: prefix + "orders.v1", output: prefix + "kcat.out"))
-        print(String(format: "kcat pipe:      %8.0f records/s", kcatRate))
+        print(String(format: "kcat pipe:      %8.0f records/s (best of 3 runs)", kcatRate))
 
         let stateDirectory = NSTemporaryDirectory() + "clearway-bench-enricher-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }

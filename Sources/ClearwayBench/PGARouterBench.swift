@@ -56,7 +56,7 @@ struct PGARouterBench: AsyncParsableCommand {
             / (try kcatPipe(
                 kcat: kcat, servers: bootstrapServers, input: prefix + "orders.enriched.v1", output: prefix + "kcat.out"
             ))
-        print(String(format: "kcat pipe:      %8.0f records/s", kcatRate))
+        print(String(format: "kcat pipe:      %8.0f records/s (best of 3 runs)", kcatRate))
         let (rate, rss) = try await measureWorker(
             executable: router,
             environment: ["CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix],

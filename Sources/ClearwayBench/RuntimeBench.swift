@@ -62,7 +62,7 @@ struct RuntimeBench: AsyncParsableCommand {
             _ = try await admin.createTopics([TopicSpecification(name: kcatOutput, partitions: 4)])
             let kcatRate =
                 Double(records)
-                / (try kcatPipe(kcat: kcat, servers: bootstrapServers, input: input, output: kcatOutput))
+                / (try kcatPipe(kcat: kcat, servers: bootstrapServers, input: input, output: kcatOutput, rounds: 1))
             try await admin.deleteTopics([kcatOutput])
             kcatRates.append(kcatRate)
             var line = String(format: "round %d: kcat pipe %.0f/s", round, kcatRate)
