@@ -87,11 +87,7 @@ public final class KafkaProducer: Sendable {
         let err = produce(record, id: id, awaited: false)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             deliveries.abandon(id)
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                throw KafkaError.result(err, context: "could not queue a record for \(record.topic)")
-            }
-            throw client.fatalError()
-                ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
+            throw refusal(err, of: record)
         }
         return id
     }
@@ -101,13 +97,17 @@ public final class KafkaProducer: Sendable {
         while true {
             let err = produce(record, id: id, awaited: awaited)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw client.fatalError()
-                    ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
-            }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw refusal(err, of: record) }
             try await Task.sleep(for: backoff)  // the poll thread drains delivery reports meanwhile
             backoff = min(backoff * 2, .milliseconds(2))
         }
+    }
+
+    /// Why librdkafka refused a record: a full queue as it is, anything else with the client's
+    /// fatal error where there is one (a fenced or failed producer).
+    private func refusal(_ err: rd_kafka_resp_err_t, of record: ProducerRecord) -> KafkaError {
+        let fatal = err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? nil : client.fatalError()
+        return fatal ?? KafkaError.result(err, context: "could not queue a record for \(record.topic)")
     }
 
     private func produce(_ record: ProducerRecord, id: UInt64, awaited: Bool) -> rd_kafka_resp_err_t {

@@ -68,6 +68,9 @@ final class ProcessingLoop: @unchecked Sendable {
     private var checkpoints: [(mark: DeliveryMark, offsets: [TopicPartition: Int64])] = []
     private var storedSinceCommit = false
     private var lastGroupCommit = ContinuousClock.now
+    /// Whether the loop's periodic commit is a checkpoint: at-least-once, without state (whose
+    /// SQLite writes wait for a flush).
+    private var checkpointsBatches: Bool { !transactional && runtime.definition.changelog == nil }
 
     private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
     private var logicalNames: [String: String] = [:]
@@ -201,7 +204,11 @@ final class ProcessingLoop: @unchecked Sendable {
                 if uncommittedRecords >= configuration.maximumBatch
                     || (uncommittedRecords > 0 && ContinuousClock.now - batchStarted >= configuration.commitInterval)
                 {
-                    try await commit(draining: false)
+                    if checkpointsBatches {
+                        try await checkpoint()
+                    } else {
+                        try await commit()
+                    }
                 } else if !checkpoints.isEmpty || storedSinceCommit {
                     try await storeDeliveredCheckpoints()
                 }
@@ -435,14 +442,9 @@ final class ProcessingLoop: @unchecked Sendable {
 
     /// Commits the outputs and offsets so far: one transaction, or (at-least-once) a flush and then
     /// the offsets. A transaction that must be aborted is, and processing resumes from the last
-    /// commit; a fenced producer is rebuilt. Not `draining` (the loop's periodic commit), an
-    /// at-least-once worker without state only checkpoints (`checkpoint()`); a revoke and a stop
-    /// drain.
-    private func commit(draining: Bool = true) async throws {
-        if !transactional, runtime.definition.changelog == nil, !draining {
-            try await checkpoint()
-            return
-        }
+    /// commit; a fenced producer is rebuilt. Everything is flushed and committed, including any
+    /// checkpoints (`checkpoint()`): what a revoke and a stop need.
+    private func commit() async throws {
         guard
             !pendingOffsets.isEmpty || inTransaction || states.values.contains(where: \.hasChanges)
                 || !checkpoints.isEmpty || storedSinceCommit
