@@ -50,8 +50,8 @@ struct RuntimeBench: AsyncParsableCommand {
             ("at-least-once", "at_least_once", ["CLEARWAY_DELIVERY": "at-least-once"]),
             ("exactly-once", "exactly_once", ["CLEARWAY_DELIVERY": "exactly-once"]),
             (
-                "exactly-once, 10,000 per transaction", "exactly_once_batch_10000",
-                ["CLEARWAY_DELIVERY": "exactly-once", "CLEARWAY_MAX_BATCH": "10000"]
+                "exactly-once, 1,000 per transaction", "exactly_once_batch_1000",
+                ["CLEARWAY_DELIVERY": "exactly-once", "CLEARWAY_MAX_BATCH": "1000"]
             ),
         ]
         var kcatRates: [Double] = []

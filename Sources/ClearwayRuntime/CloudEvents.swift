@@ -18,9 +18,9 @@ enum CloudEvents {
             } else {
                 hasher.update(text: inputTopic)
                 hasher.update(text: "\u{0}")
-                if let key = input.key { hasher.update(data: key) }
+                if let key = input.key { hasher.update(bytes: key) }
                 hasher.update(text: "\u{0}")
-                hasher.update(data: input.value)
+                hasher.update(bytes: input.value)
             }
         }
     }
@@ -108,6 +108,11 @@ extension SHA256 {
     fileprivate mutating func update(text: String) {
         var text = text
         text.withUTF8 { update(bufferPointer: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Hashes bytes in one call (`update(data:)` goes through `DataProtocol`'s regions).
+    fileprivate mutating func update(bytes: Data) {
+        bytes.withUnsafeBytes { update(bufferPointer: $0) }
     }
 }
 

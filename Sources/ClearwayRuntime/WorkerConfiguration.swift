@@ -53,8 +53,10 @@ public struct WorkerConfiguration: Sendable {
     public var delivery: DeliveryMode = .exactlyOnce
     /// `CLEARWAY_COMMIT_INTERVAL_MS`: the longest a transaction (or an offset commit) waits. Default: 100 ms.
     public var commitInterval: Duration = .milliseconds(100)
-    /// `CLEARWAY_MAX_BATCH`: the most input records per transaction. Default: 1,000.
-    public var maximumBatch = 1000
+    /// `CLEARWAY_MAX_BATCH`: the most input records per transaction. Default: 10,000, so under
+    /// load a transaction ends on time (`commitInterval`), as Kafka Streams' do under exactly-once
+    /// (`commit.interval.ms` = 100); the cap bounds the work redone after a crash.
+    public var maximumBatch = 10_000
     /// `CLEARWAY_SHUTDOWN_TIMEOUT_MS`: the bound on a graceful stop. Default: 10 s.
     public var shutdownTimeout: Duration = .seconds(10)
     /// `CLEARWAY_SESSION_TIMEOUT_MS`. Default: 45 s.

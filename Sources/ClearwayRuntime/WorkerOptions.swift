@@ -19,7 +19,7 @@ public struct WorkerOptions: ParsableArguments {
     var delivery: String?
     @Option(help: "Longest wait before a commit, ms (CLEARWAY_COMMIT_INTERVAL_MS; default 100).")
     var commitIntervalMs: Int?
-    @Option(help: "Most input records per transaction (CLEARWAY_MAX_BATCH; default 1000).")
+    @Option(help: "Most input records per transaction (CLEARWAY_MAX_BATCH; default 10000).")
     var maxBatch: Int?
     @Option(help: "Bound on a graceful stop, ms (CLEARWAY_SHUTDOWN_TIMEOUT_MS; default 10000).")
     var shutdownTimeoutMs: Int?

@@ -129,4 +129,65 @@ struct ProducerConsumerTests {
         await producer.shutdown()
         try await consumer.close()
     }
+    @Test func readAheadNeverHandsOutRecordsFetchedBeforeASeek() async throws {
+        let topic = Broker.uniqueTopic("read-ahead")
+        try await Broker.createTopic(topic, partitions: 2)
+        let producer = try Broker.producer()
+        for index in 0..<80 {
+            try await producer.send(
+                ProducerRecord(topic: topic, partition: Int32(index % 2), value: Data("\(index)".utf8)))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+
+        let consumer = try Broker.consumer(group: Broker.uniqueTopic("read-ahead-group")) {
+            $0.readAhead = true
+            $0.pollBatchSize = 5
+        }
+        try consumer.assign(
+            (0..<2).map { TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning) })
+        let before = try await within(.seconds(30), "a first batch") {
+            var records: [ConsumerRecord] = []
+            while records.isEmpty { records = try await consumer.poll()?.records ?? [] }
+            return records
+        }
+        // By now the next turn has read ahead: most likely the rest of the first batch's
+        // partition, fetched before the seek below.
+        try await Task.sleep(for: .milliseconds(300))
+        let (moved, other) = before[0].partition == 0 ? (Int32(0), Int32(1)) : (1, 0)
+        try await consumer.seek([TopicPartitionOffset(topic: topic, partition: moved, offset: 2)])
+        let earlierOfOther = before.filter { $0.partition == other }.count
+        let after = try await within(.seconds(30), "every record after the seek") {
+            var records: [ConsumerRecord] = []
+            while records.filter({ $0.partition == moved }).count < 38
+                || records.filter({ $0.partition == other }).count + earlierOfOther < 40
+            {
+                records += try await consumer.poll()?.records ?? []
+            }
+            return records
+        }
+        // The moved partition goes on from the seek, with nothing read ahead of it in between;
+        // the other keeps what was read ahead: each of its records exactly once.
+        #expect(after.filter { $0.partition == moved }.map(\.offset) == Array(2..<40))
+        #expect((before + after).filter { $0.partition == other }.map(\.offset) == Array(0..<40))
+        try await consumer.close()
+    }
+
+    @Test func readAheadRefusesAutomaticOffsetStore() throws {
+        #expect(throws: KafkaError.self) {
+            _ = try Broker.consumer(group: "unused") {
+                $0.readAhead = true
+                $0.storeOffsetsAutomatically = true
+            }
+        }
+    }
+}
+
+extension [KafkaConsumerEvent] {
+    fileprivate var records: [ConsumerRecord] {
+        compactMap { event in
+            guard case .record(let record) = event else { return nil }
+            return record
+        }
+    }
 }

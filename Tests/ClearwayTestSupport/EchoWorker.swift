@@ -9,6 +9,7 @@ public struct EchoHandler: RecordHandler {
     public let delay: Duration
     private static let poison = Data("poison".utf8)
     private static let flaky = Data("flaky".utf8)
+    private static let prefix = Data("out:".utf8)
 
     public init(output: String, delay: Duration = .zero) {
         self.output = output
@@ -26,7 +27,7 @@ public struct EchoHandler: RecordHandler {
         }
         if delay > .zero { try await Task.sleep(for: delay) }
         var echoed = Data(capacity: value.count + 4)
-        echoed.append(contentsOf: "out:".utf8)
+        echoed.append(Self.prefix)
         echoed.append(value)
         return [OutputRecord(topic: output, key: record.keyString, value: echoed, type: "clearway.test.echo.v1")]
     }
