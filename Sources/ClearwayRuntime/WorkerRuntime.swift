@@ -94,6 +94,9 @@ final class ProcessingLoop: @unchecked Sendable {
         var offset: Int64
         var attempt: Int
         var resumeAt: ContinuousClock.Instant
+        /// Whether the partition was sought back to `offset` and resumed (once: a seek drops
+        /// what was read ahead, so seeking every turn would never let the record through).
+        var resumed = false
     }
 
     private var logger: Logger { runtime.logger }
@@ -426,11 +429,12 @@ final class ProcessingLoop: @unchecked Sendable {
 
     private func resumeDueRetries() async throws {
         let now = ContinuousClock.now
-        for (partition, retry) in retries where retry.resumeAt <= now {
+        for (partition, retry) in retries where !retry.resumed && retry.resumeAt <= now {
             try await consumer.seek([
                 TopicPartitionOffset(topic: partition.topic, partition: partition.partition, offset: retry.offset)
             ])
             try consumer.resume([partition])
+            retries[partition]?.resumed = true
         }
     }
 
