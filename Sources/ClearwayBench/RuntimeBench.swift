@@ -14,7 +14,7 @@ struct RuntimeBench: AsyncParsableCommand {
     @Option(help: "Records per run.") var records = 200_000
     @Option(help: "Rounds: the baseline is kcat's best round, each mode's rate the median of its rounds.") var rounds =
         3
-    @Option(help: "The worker executable (clearway-test-worker: echoes each record).") var worker: String
+    @Option(help: "The worker executable (clearway-test-worker: passes each record through).") var worker: String
 
     func validate() throws {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
@@ -72,7 +72,7 @@ struct RuntimeBench: AsyncParsableCommand {
                     executable: worker,
                     environment: [
                         "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
-                        "CLEARWAY_TEST_WORKER_NAME": group,
+                        "CLEARWAY_TEST_WORKER_NAME": group, "CLEARWAY_TEST_PASS_THROUGH": "true",
                     ].merging(mode.environment) { _, mode in mode }, group: prefix + group,
                     partitions: (0..<Int32(4)).map { TopicPartition(topic: input, partition: $0) },
                     records: records, servers: servers, logger: logger)

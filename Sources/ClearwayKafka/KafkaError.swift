@@ -67,6 +67,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// once deliveries have drained some (`send` waits for that itself).
     public var isQueueFull: Bool { resultCode == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
 
+    /// The client refused the call in its current state (`_STATE`): a transactional producer
+    /// refuses records once its transaction has failed (a produce request failed for good), until
+    /// the transaction is aborted.
+    public var isInvalidState: Bool { resultCode == RD_KAFKA_RESP_ERR__STATE.rawValue }
+
     public var description: String {
         var text = "KafkaError.\(code)"
         if let resultName { text += "(\(resultName))" }

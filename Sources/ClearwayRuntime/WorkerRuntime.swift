@@ -72,6 +72,15 @@ final class ProcessingLoop: @unchecked Sendable {
     /// SQLite writes wait for a flush).
     private var checkpointsBatches: Bool { !transactional && runtime.definition.changelog == nil }
 
+    // Exactly-once without state: the transaction commits while the loop goes on reading and
+    // handling; what the records handled meanwhile produce is held until it has ended, for they
+    // belong to the next transaction.
+    private var committing: (task: Task<Void, any Error>, done: AtomicFlag)?
+    private var held: [ProducerRecord] = []
+    /// Whether the loop's periodic commit runs in the background: exactly-once, without state
+    /// (whose SQLite writes follow the commit) — and so without timers or table changes.
+    private var overlapsCommits: Bool { transactional && !runtime.definition.isStateful }
+
     private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
     private var logicalNames: [String: String] = [:]
     private var lastStatistics: Data?
@@ -89,6 +98,8 @@ final class ProcessingLoop: @unchecked Sendable {
     /// Names this run of the loop in its changelog records; a new one after every rewind, so a
     /// restore can tell work that was rolled back from the work that replaced it.
     private var changelogWriter = UUID().uuidString
+    /// How many times the loop went back to the committed offsets.
+    private var rewinds = 0
 
     private struct PendingRetry {
         var offset: Int64
@@ -199,8 +210,21 @@ final class ProcessingLoop: @unchecked Sendable {
                 guard let events = try await consumer.poll() else { break }
                 if let failure = tableFailure.error { throw failure }
                 runtime.health.pollTurned()
+                if let committing, committing.done.isSet || held.count >= configuration.maximumBatch {
+                    try await settleCommit()
+                }
+                let rewindsBefore = rewinds
                 for event in events {
-                    try await handle(event)
+                    // After a rewind the batch's remaining records come again from the committed
+                    // offsets; handled now, they would be handled twice.
+                    if rewinds != rewindsBefore, case .record = event { continue }
+                    do {
+                        try await handle(event)
+                    } catch let error as KafkaError where transactional && error.isInvalidState {
+                        // The transaction failed under the outputs so far (a produce request
+                        // failed for good), and the producer refuses more until it is aborted.
+                        try await abortAndRewind(reason: "\(error)")
+                    }
                 }
                 recordLag(of: events)
                 try await resumeDueRetries()
@@ -213,6 +237,8 @@ final class ProcessingLoop: @unchecked Sendable {
                 {
                     if checkpointsBatches {
                         try await checkpoint()
+                    } else if overlapsCommits {
+                        try await commitInBackground()
                     } else {
                         try await commit()
                     }
@@ -226,6 +252,7 @@ final class ProcessingLoop: @unchecked Sendable {
             try await consumer.close()
             await stopTables()
         } catch {
+            logger.error("the processing loop failed", metadata: ["error": "\(error)"])
             await stopTables()
             // A loop that fails still stops its producer's thread before the error goes up.
             await producer.shutdown(timeout: .seconds(1))
@@ -360,6 +387,10 @@ final class ProcessingLoop: @unchecked Sendable {
     /// Hands a record to the producer: at once when its queue has room (no suspension point on the
     /// hot path), else waiting for room.
     private func send(_ record: ProducerRecord) async throws {
+        if committing != nil {
+            held.append(record)
+            return
+        }
         do {
             try producer.trySend(record)
         } catch let error as KafkaError where error.isQueueFull {
@@ -404,7 +435,7 @@ final class ProcessingLoop: @unchecked Sendable {
         var dead = ProducerRecord(
             topic: prefix + StandardTopics.dlq.name, key: record.key, value: record.value, headers: headers)
         dead.isTombstone = record.isTombstone
-        try await producer.send(dead)
+        try await send(dead)
     }
 
     // MARK: Retries
@@ -441,7 +472,8 @@ final class ProcessingLoop: @unchecked Sendable {
     // MARK: Commit
 
     private func beginIfNeeded() async throws {
-        guard transactional, !inTransaction else { return }
+        // While a transaction commits in the background, the next begins once it has ended.
+        guard transactional, !inTransaction, committing == nil else { return }
         try producer.beginTransaction()
         inTransaction = true
         if uncommittedRecords == 0 { batchStarted = .now }
@@ -453,6 +485,7 @@ final class ProcessingLoop: @unchecked Sendable {
     /// commit; a fenced producer is rebuilt. Everything is flushed and committed, including any
     /// checkpoints (`checkpoint()`): what a revoke and a stop need.
     private func commit() async throws {
+        try await settleCommit()
         guard
             !pendingOffsets.isEmpty || inTransaction || states.values.contains(where: \.hasChanges)
                 || !checkpoints.isEmpty || storedSinceCommit
@@ -478,7 +511,9 @@ final class ProcessingLoop: @unchecked Sendable {
                 inTransaction = false
                 try await rewind()
                 return
-            } catch let error as KafkaError where error.transactionRequiresAbort || error.isRetriable {
+            } catch let error as KafkaError
+                where error.transactionRequiresAbort || error.isRetriable || error.isInvalidState
+            {
                 try await abortAndRewind(reason: "\(error)")
                 return
             }
@@ -497,6 +532,59 @@ final class ProcessingLoop: @unchecked Sendable {
         pendingOffsets = [:]
         uncommittedRecords = 0
         firedTimers = []
+    }
+
+    /// Exactly-once without state: ends the transaction in the background (adding the offsets,
+    /// flushing, committing: broker round trips the loop would otherwise sit through) while the
+    /// loop reads and handles the next records; `settleCommit()` takes up its result.
+    private func commitInBackground() async throws {
+        try await settleCommit()
+        guard inTransaction else { return }
+        let offsets = Self.list(pendingOffsets)
+        let (producer, metadata, metrics) = (self.producer, try consumer.groupMetadata(), self.metrics)
+        let done = AtomicFlag()
+        pendingOffsets = [:]
+        uncommittedRecords = 0
+        committing = (
+            Task {
+                defer { done.set() }
+                let started = ContinuousClock.now
+                try await producer.sendOffsetsToTransaction(offsets, groupMetadata: metadata)
+                try await producer.commitTransaction()
+                metrics.committed(since: started)
+            }, done
+        )
+    }
+
+    /// Waits for the transaction committing in the background, then begins the next with the
+    /// outputs held meanwhile. A failed commit goes back to the committed offsets, as `commit()`
+    /// does; what was handled meanwhile is handled again.
+    private func settleCommit() async throws {
+        guard let (task, _) = committing else { return }
+        committing = nil
+        do {
+            try await task.value
+            inTransaction = false
+        } catch let error as KafkaError where error.isFatal {
+            logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
+            producer = try Self.makeProducer(runtime: runtime)
+            try await producer.initTransactions()
+            inTransaction = false
+            try await rewind()
+            return
+        } catch let error as KafkaError where error.transactionRequiresAbort || error.isRetriable {
+            try await abortAndRewind(reason: "\(error)")
+            return
+        }
+        guard !held.isEmpty || !pendingOffsets.isEmpty else { return }
+        try await beginIfNeeded()
+        let outputs = held
+        held = []
+        do {
+            for record in outputs { try await send(record) }
+        } catch let error as KafkaError where error.isInvalidState {
+            try await abortAndRewind(reason: "\(error)")
+        }
     }
 
     /// At-least-once without state: the offsets so far wait, as a checkpoint, for the outputs sent
@@ -728,6 +816,11 @@ final class ProcessingLoop: @unchecked Sendable {
     }
 
     private func abortAndRewind(reason: String) async throws {
+        if let (task, _) = committing {
+            // Its outcome no longer matters: what it did not commit is read again.
+            committing = nil
+            if case .success = await task.result { inTransaction = false }
+        }
         if inTransaction {
             metrics.transactionsAborted.increment()
             logger.warning("aborting the transaction", metadata: ["reason": "\(reason)"])
@@ -745,7 +838,9 @@ final class ProcessingLoop: @unchecked Sendable {
     /// Goes back to the committed offsets of every assigned partition: what was processed since
     /// the last commit is processed again (its earlier outputs were aborted or are dropped by id).
     private func rewind() async throws {
+        rewinds += 1
         pendingOffsets = [:]
+        held = []
         checkpoints = []
         uncommittedRecords = 0
         retries = [:]

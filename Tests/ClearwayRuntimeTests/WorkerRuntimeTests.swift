@@ -303,6 +303,27 @@ struct WorkerRuntimeFaultTests {
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
 
+    @Test func exactlyOnceAbortsATransactionWhoseOutputsFailedAndRedoesIt() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        let servers = cluster.bootstrapServers
+        let deployment = EchoDeployment(partitions: 2)
+        for topic in [deployment.input, deployment.output, deployment.dlq] {
+            try cluster.createTopic(topic, partitions: 2)
+        }
+        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
+        // Not retriable: the transaction holding these produce requests can only abort. Its
+        // commit runs in the background while the next records are handled; those are redone too.
+        cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
+        let (group, task) = runInProcess(
+            EchoHandler.definition(name: deployment.name), deployment.configuration(servers: servers))
+        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values.count == 300, "a read_committed reader sees each output once")
+        #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
+    }
+
     @Test func atLeastOnceReproducesOutputsWhoseDeliveryFailed() async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
         let servers = cluster.bootstrapServers

@@ -2,18 +2,23 @@ import ClearwayKafka
 import ClearwayRuntime
 import Foundation
 
-/// The runtime tests' worker: echoes `value` as `out:value` to the output topic, rejects
-/// `poison` (→ DLQ) and fails `flaky…` records twice before they succeed.
+/// The runtime tests' worker: echoes `value` as `out:value` to the output topic (or as it is,
+/// passing through), rejects `poison` (→ DLQ) and fails `flaky…` records twice before they
+/// succeed.
 public struct EchoHandler: RecordHandler {
     public let output: String
     public let delay: Duration
+    /// Whether outputs are the input values as they are (the runtime benchmark's pass-through
+    /// worker: no copy), not prefixed with `out:`.
+    public let passThrough: Bool
     private static let poison = Data("poison".utf8)
     private static let flaky = Data("flaky".utf8)
     private static let prefix = Data("out:".utf8)
 
-    public init(output: String, delay: Duration = .zero) {
+    public init(output: String, delay: Duration = .zero, passThrough: Bool = false) {
         self.output = output
         self.delay = delay
+        self.passThrough = passThrough
     }
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
@@ -26,21 +31,25 @@ public struct EchoHandler: RecordHandler {
             throw TransientFailure("flaky attempt \(context.attempt)")
         }
         if delay > .zero { try await Task.sleep(for: delay) }
-        var echoed = Data(capacity: value.count + 4)
-        echoed.append(Self.prefix)
-        echoed.append(value)
+        var echoed = value
+        if !passThrough {
+            echoed = Data(capacity: value.count + 4)
+            echoed.append(Self.prefix)
+            echoed.append(value)
+        }
         return [OutputRecord(topic: output, key: record.keyString, value: echoed, type: "clearway.test.echo.v1")]
     }
 
     /// The echo worker's definition.
     public static func definition(
-        name: String, input: String = "test.in", output: String = "test.out", delay: Duration = .zero
+        name: String, input: String = "test.in", output: String = "test.out", delay: Duration = .zero,
+        passThrough: Bool = false
     )
         -> WorkerDefinition
     {
         WorkerDefinition(
             name: name, inputs: [TopicDeclaration(input)], outputs: [TopicDeclaration(output)],
-            handler: EchoHandler(output: output, delay: delay))
+            handler: EchoHandler(output: output, delay: delay, passThrough: passThrough))
     }
 }
 
