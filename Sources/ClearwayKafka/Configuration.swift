@@ -118,12 +118,6 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var fetchQueueBackoff: Duration = .milliseconds(10)
     /// The most records one poll hands out. Default: 1,000.
     public var pollBatchSize = 1000
-    /// Whether `KafkaConsumer.poll()` starts the next poll turn as soon as it hands out a batch,
-    /// so librdkafka's queue is read (and its records copied out) on another core while the
-    /// caller works. A `seek` drops what was read ahead for its partitions, so nothing fetched
-    /// before it comes out after it. Needs `storeOffsetsAutomatically` off: records read ahead
-    /// count as handed out. Default: `false`.
-    public var readAhead = false
     /// `enable.metrics.push` (KIP-714 client metrics). Default: `false`: where the broker offers
     /// it, librdkafka otherwise waits up to a second at shutdown for the last push.
     public var pushClientMetrics = false

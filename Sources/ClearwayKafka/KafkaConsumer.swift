@@ -20,22 +20,6 @@ public enum KafkaConsumerEvent: Sendable {
     case error(KafkaError)
 }
 
-extension KafkaConsumerEvent {
-    var isRevocation: Bool {
-        if case .partitionsRevoked = self { return true }
-        return false
-    }
-
-    /// Whether this is a record or end-of-partition event of one of these partitions.
-    func belongs(to partitions: Set<TopicPartition>) -> Bool {
-        switch self {
-        case .record(let record): partitions.contains(TopicPartition(topic: record.topic, partition: record.partition))
-        case .endOfPartition(let position): partitions.contains(position.topicPartition)
-        default: false
-        }
-    }
-}
-
 /// Partitions being revoked, held until acknowledged.
 public struct PartitionRevocation: Sendable {
     /// The partitions being taken away.
@@ -64,18 +48,9 @@ public final class KafkaConsumer: Sendable {
     private let blocking: BlockingQueue
     private let configuration: KafkaConsumerConfiguration
     private let logger: Logger
-    /// The poll turn started ahead of the reader (`readAhead`), or its settled events.
-    private let ahead = Mutex<Task<[KafkaConsumerEvent]?, any Error>?>(nil)
 
     /// Creates the consumer; throws `KafkaError.Code.configuration` for a bad property.
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws {
-        if configuration.readAhead && configuration.storeOffsetsAutomatically {
-            throw KafkaError(
-                code: .configuration,
-                message:
-                    "readAhead needs storeOffsetsAutomatically off: records read ahead would have their offsets stored before anyone handled them"
-            )
-        }
         let poll = PollState(revokeTimeout: configuration.revokeTimeout, logger: logger)
         let context = ClientContext(logger: logger, onRebalance: { poll.rebalance($0, $1, $2) })
         self.client = try RDKafkaClient(
@@ -139,19 +114,6 @@ public final class KafkaConsumer: Sendable {
     /// array when nothing came, `nil` once the consumer is closed. For loops that must act on time
     /// as well as on events; `events` suits the rest.
     public func poll() async throws -> [KafkaConsumerEvent]? {
-        guard configuration.readAhead else { return try await pollTurn() }
-        let turn = takeTurnAhead() ?? Task { try await self.pollTurn() }
-        let events = try await turn.value
-        // The next turn runs while the caller handles these events — unless they hold a revoke:
-        // the poll queue then waits for its acknowledgement, and a turn started now would queue
-        // behind it (as would a `seek` or `close`, which wait for the turn read ahead).
-        if let events, !events.contains(where: \.isRevocation) {
-            ahead.withLock { $0 = Task { try await self.pollTurn() } }
-        }
-        return events
-    }
-
-    private func pollTurn() async throws -> [KafkaConsumerEvent]? {
         let client = self.client
         let poll = self.poll
         let batchSize = configuration.pollBatchSize
@@ -249,33 +211,8 @@ public final class KafkaConsumer: Sendable {
         return try [TopicPartitionOffset](list).map(\.topicPartition).sorted()
     }
 
-    /// Moves the read position of assigned partitions. Records of these partitions that were
-    /// read ahead (`readAhead`) are dropped: they come again from the new position if it is
-    /// before them.
+    /// Moves the read position of assigned partitions.
     public func seek(_ offsets: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws {
-        // The turn read ahead finishes before the seek, so every record it holds was fetched
-        // before it; one still running could also hold records from after it.
-        guard let turn = takeTurnAhead() else { return try await seekNow(offsets, timeout: timeout) }
-        let settled = await turn.result
-        do {
-            try await seekNow(offsets, timeout: timeout)
-        } catch {
-            ahead.withLock { $0 = Task { try settled.get() } }
-            throw error
-        }
-        let moved = Set(offsets.map(\.topicPartition))
-        let kept = settled.map { events in events?.filter { !$0.belongs(to: moved) } }
-        ahead.withLock { $0 = Task { try kept.get() } }
-    }
-
-    private func takeTurnAhead() -> Task<[KafkaConsumerEvent]?, any Error>? {
-        ahead.withLock { turn in
-            defer { turn = nil }
-            return turn
-        }
-    }
-
-    private func seekNow(_ offsets: [TopicPartitionOffset], timeout: Duration) async throws {
         let client = self.client
         try await blocking.run {
             try withTopicPartitionList(offsets) { list in
@@ -346,11 +283,6 @@ public final class KafkaConsumer: Sendable {
         let client = self.client
         let poll = self.poll
         poll.beginClosing()
-        // A revoke read ahead holds the poll queue until acknowledged; the caller never saw it,
-        // and commits before closing.
-        if let turn = takeTurnAhead(), case .success(let events?) = await turn.result {
-            for case .partitionsRevoked(let revocation) in events { revocation.acknowledge() }
-        }
         let err: rd_kafka_resp_err_t = await withCheckedContinuation { continuation in
             pollQueue.async {
                 let err = rd_kafka_consumer_close(client.handle)

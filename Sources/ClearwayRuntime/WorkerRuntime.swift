@@ -105,8 +105,7 @@ final class ProcessingLoop: @unchecked Sendable {
         var offset: Int64
         var attempt: Int
         var resumeAt: ContinuousClock.Instant
-        /// Whether the partition was sought back to `offset` and resumed (once: a seek drops
-        /// what was read ahead, so seeking every turn would never let the record through).
+        /// Whether the partition was sought back to `offset` and resumed (once, not every turn).
         var resumed = false
     }
 
@@ -129,10 +128,6 @@ final class ProcessingLoop: @unchecked Sendable {
         consumerConfiguration.sessionTimeout = configuration.sessionTimeout
         consumerConfiguration.statisticsInterval = .seconds(5)
         consumerConfiguration.revokeTimeout = configuration.shutdownTimeout
-        // The next batch is read out of librdkafka while this one is handled (scripts/bench
-        // runtime: the poll took about a twelfth of the loop's time). Rewinds and retries seek,
-        // which drops what was read ahead for their partitions.
-        consumerConfiguration.readAhead = true
         // A bounded prefetch keeps a worker's memory small: librdkafka's default queues 64 MB, and
         // counts fetched batches compressed, so JSON that LZ4 shrinks fivefold takes five times
         // the limit once decompressed. 1 MB still covers tens of milliseconds of records at full
