@@ -47,27 +47,30 @@ public final class WorkerRuntime: Service {
 /// The poll → handle → publish loop; owned by one task.
 final class ProcessingLoop: @unchecked Sendable {
     // @unchecked: every mutable field is used only by the task running `run()`; `stopRequested`
-    // is the one field another task touches, and it is atomic.
+    // is the one field another task touches, and it is atomic. For the same reason the fields
+    // skip Swift's run-time exclusivity checks (`@exclusivity(unchecked)`): with one owner no two
+    // accesses can overlap, and on the per-record path they add up (perf, scripts/bench
+    // runtime: about 5 % of the loop's time).
     private let runtime: WorkerRuntime
     private let consumer: KafkaConsumer
-    private var producer: KafkaProducer
+    @exclusivity(unchecked) private var producer: KafkaProducer
     private let stopRequested = AtomicFlag()
     private let transactional: Bool
     private let prefix: String
 
     // Per-batch state.
-    private var inTransaction = false
-    private var pendingOffsets: [TopicPartition: Int64] = [:]
-    private var uncommittedRecords = 0
-    private var batchStarted = ContinuousClock.now
-    private var retries: [TopicPartition: PendingRetry] = [:]
-    private var failuresBeforeBatch: UInt64 = 0
+    @exclusivity(unchecked) private var inTransaction = false
+    @exclusivity(unchecked) private var pendingOffsets: [TopicPartition: Int64] = [:]
+    @exclusivity(unchecked) private var uncommittedRecords = 0
+    @exclusivity(unchecked) private var batchStarted = ContinuousClock.now
+    @exclusivity(unchecked) private var retries: [TopicPartition: PendingRetry] = [:]
+    @exclusivity(unchecked) private var failuresBeforeBatch: UInt64 = 0
 
     // At-least-once without state: offsets waiting for the outputs sent before them to be
     // acknowledged, and whether offsets are stored but not yet committed to the group.
-    private var checkpoints: [(mark: DeliveryMark, offsets: [TopicPartition: Int64])] = []
-    private var storedSinceCommit = false
-    private var lastGroupCommit = ContinuousClock.now
+    @exclusivity(unchecked) private var checkpoints: [(mark: DeliveryMark, offsets: [TopicPartition: Int64])] = []
+    @exclusivity(unchecked) private var storedSinceCommit = false
+    @exclusivity(unchecked) private var lastGroupCommit = ContinuousClock.now
     /// Whether the loop's periodic commit is a checkpoint: at-least-once, without state (whose
     /// SQLite writes wait for a flush).
     private var checkpointsBatches: Bool { !transactional && runtime.definition.changelog == nil }
@@ -75,31 +78,32 @@ final class ProcessingLoop: @unchecked Sendable {
     // Exactly-once without state: the transaction commits while the loop goes on reading and
     // handling; what the records handled meanwhile produce is held until it has ended, for they
     // belong to the next transaction.
-    private var committing: (task: Task<Void, any Error>, done: AtomicFlag)?
-    private var held: [ProducerRecord] = []
+    @exclusivity(unchecked) private var committing: (task: Task<Void, any Error>, done: AtomicFlag)?
+    @exclusivity(unchecked) private var held: [ProducerRecord] = []
     /// Whether the loop's periodic commit runs in the background: exactly-once, without state
     /// (whose SQLite writes follow the commit) — and so without timers or table changes.
     private var overlapsCommits: Bool { transactional && !runtime.definition.isStateful }
 
-    private lazy var headerCache = HeaderCache(source: runtime.definition.name, prefix: prefix)
-    private var logicalNames: [String: String] = [:]
-    private var lastStatistics: Data?
+    @exclusivity(unchecked) private var headerCache: HeaderCache
+    @exclusivity(unchecked) private var logicalNames: [String: String] = [:]
+    @exclusivity(unchecked) private var lastLogicalName: (topic: String, name: String)?
+    @exclusivity(unchecked) private var lastStatistics: Data?
 
     // Stateful workers: one store per input partition, and the timers fired in this transaction.
-    private var states: [Int32: PartitionState] = [:]
-    private var firedTimers: Set<String> = []
+    @exclusivity(unchecked) private var states: [Int32: PartitionState] = [:]
+    @exclusivity(unchecked) private var firedTimers: Set<String> = []
 
     // Reference tables, and the partitions whose handler must hear "anything may have changed".
     private let tables: ReferenceTables
     private let tableReaders: [ReferenceTableReader]
-    private var tableTails: [Task<Void, Never>] = []
+    @exclusivity(unchecked) private var tableTails: [Task<Void, Never>] = []
     private let tableFailure = FailureBox()
-    private var sweepPending: Set<Int32> = []
+    @exclusivity(unchecked) private var sweepPending: Set<Int32> = []
     /// Names this run of the loop in its changelog records; a new one after every rewind, so a
     /// restore can tell work that was rolled back from the work that replaced it.
-    private var changelogWriter = UUID().uuidString
+    @exclusivity(unchecked) private var changelogWriter = UUID().uuidString
     /// How many times the loop went back to the committed offsets.
-    private var rewinds = 0
+    @exclusivity(unchecked) private var rewinds = 0
 
     private struct PendingRetry {
         var offset: Int64
@@ -117,6 +121,7 @@ final class ProcessingLoop: @unchecked Sendable {
         self.runtime = runtime
         let configuration = runtime.configuration
         prefix = configuration.topicPrefix
+        headerCache = HeaderCache(source: runtime.definition.name, prefix: configuration.topicPrefix)
         transactional = configuration.delivery == .exactlyOnce
         var consumerConfiguration = KafkaConsumerConfiguration(
             groupID: configuration.groupID(worker: runtime.definition.name),
@@ -301,7 +306,7 @@ final class ProcessingLoop: @unchecked Sendable {
         metrics.recordsIn.increment()
         let attempt = retry?.attempt ?? 1
         let inputTopic = logicalName(of: record.topic)
-        let state = states[record.partition]
+        let state = states.isEmpty ? nil : states[record.partition]
         let context = HandlerContext(
             worker: runtime.definition.name, topicPrefix: prefix, inputTopic: inputTopic, attempt: attempt,
             state: state, tables: tables)
@@ -393,11 +398,14 @@ final class ProcessingLoop: @unchecked Sendable {
         }
     }
 
-    /// A topic's name without the deployment prefix (cached: it is asked for every record).
+    /// A topic's name without the deployment prefix (cached: it is asked for every record, and
+    /// runs of records come from one topic).
     private func logicalName(of topic: String) -> String {
-        if let name = logicalNames[topic] { return name }
-        let name = topic.hasPrefix(prefix) ? String(topic.dropFirst(prefix.count)) : topic
+        if let last = lastLogicalName, last.topic == topic { return last.name }
+        let name =
+            logicalNames[topic] ?? (topic.hasPrefix(prefix) ? String(topic.dropFirst(prefix.count)) : topic)
         logicalNames[topic] = name
+        lastLogicalName = (topic, name)
         return name
     }
 
