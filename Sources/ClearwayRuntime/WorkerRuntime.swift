@@ -80,6 +80,11 @@ final class ProcessingLoop: @unchecked Sendable {
     // belong to the next transaction.
     @exclusivity(unchecked) private var committing: (task: Task<Void, any Error>, done: AtomicFlag)?
     @exclusivity(unchecked) private var held: [ProducerRecord] = []
+    @exclusivity(unchecked) private var heldBytes = 0
+    /// Past this many bytes of held outputs the loop waits for the commit, however slow the
+    /// broker is to end it. A commit usually ends before the loop holds this much; with 1 MB
+    /// peak RSS rose by about 4 MB (scripts/bench runtime).
+    private static let heldBytesLimit = 262_144
     /// Whether the loop's periodic commit runs in the background: exactly-once, without state
     /// (whose SQLite writes follow the commit) — and so without timers or table changes.
     private var overlapsCommits: Bool { transactional && !runtime.definition.isStateful }
@@ -210,7 +215,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 guard let events = try await consumer.poll() else { break }
                 if let failure = tableFailure.error { throw failure }
                 runtime.health.pollTurned()
-                if let committing, committing.done.isSet || held.count >= configuration.maximumBatch {
+                if let committing, committing.done.isSet || heldBytes >= Self.heldBytesLimit {
                     try await settleCommit()
                 }
                 let rewindsBefore = rewinds
@@ -389,6 +394,7 @@ final class ProcessingLoop: @unchecked Sendable {
     private func send(_ record: ProducerRecord) async throws {
         if committing != nil {
             held.append(record)
+            heldBytes += record.value.count + (record.key?.count ?? 0)
             return
         }
         do {
@@ -583,6 +589,7 @@ final class ProcessingLoop: @unchecked Sendable {
         try await beginIfNeeded()
         let outputs = held
         held = []
+        heldBytes = 0
         do {
             for record in outputs { try await send(record) }
         } catch let error as KafkaError where error.isInvalidState {
@@ -844,6 +851,7 @@ final class ProcessingLoop: @unchecked Sendable {
         rewinds += 1
         pendingOffsets = [:]
         held = []
+        heldBytes = 0
         checkpoints = []
         uncommittedRecords = 0
         retries = [:]
