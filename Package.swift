@@ -119,6 +119,7 @@ let package = Package(
             name: "ClearwayRuntimeTests",
             dependencies: [
                 "ClearwayRuntime", "ClearwayKafka", "ClearwayTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -12,17 +12,40 @@ enum CloudEvents {
     static func id(worker: String, input: InputRecord, inputTopic: String, outputIndex: Int, outputType: String)
         -> String
     {
-        id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
-            if let inputID = input.headers.first(named: "ce_id") {
-                hasher.update(text: inputID)
-            } else {
-                hasher.update(text: inputTopic)
-                hasher.update(text: "\u{0}")
-                if let key = input.key { hasher.update(bytes: key) }
-                hasher.update(text: "\u{0}")
-                hasher.update(bytes: input.value)
-            }
+        guard let inputID = input.headers.first(named: "ce_id") else {
+            return id(
+                head: idHead(worker: worker, inputTopic: inputTopic), input: input,
+                tail: idTail(outputIndex: outputIndex, outputType: outputType))
         }
+        return id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
+            hasher.update(text: inputID)
+        }
+    }
+
+    /// The id of an output of an input without a `ce_id`, with the bytes hashed before and after
+    /// the input's key and value given (`idHead`, `idTail`), so a caller can build them once:
+    /// hashing the worker, topic and type from their strings for every record cost about as
+    /// much as hashing the record.
+    static func id(head: [UInt8], input: InputRecord, tail: [UInt8]) -> String {
+        var hasher = SHA256()
+        head.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        if let key = input.key { hasher.update(bytes: key) }
+        withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
+        hasher.update(bytes: input.value)
+        tail.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hex(hasher.finalize())
+    }
+
+    /// What an id of an input without a `ce_id` hashes before the input's key: the worker and
+    /// the input topic, each followed by a zero byte.
+    static func idHead(worker: String, inputTopic: String) -> [UInt8] {
+        Array(worker.utf8) + [0] + Array(inputTopic.utf8) + [0]
+    }
+
+    /// What an id hashes after the input: the output's type and its index among the outputs,
+    /// each after a zero byte.
+    static func idTail(outputIndex: Int, outputType: String) -> [UInt8] {
+        [0] + Array(outputType.utf8) + [0] + Array(String(outputIndex).utf8)
     }
 
     /// The id of an output of a timer firing: from the partition, the timer and its due time.
@@ -52,7 +75,12 @@ enum CloudEvents {
         hasher.update(text: outputType)
         hasher.update(text: "\u{0}")
         hasher.update(text: String(outputIndex))
-        return hasher.finalize().withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
+        return hex(hasher.finalize())
+    }
+
+    /// The id text of a digest: its first 16 bytes in hex.
+    private static func hex(_ digest: SHA256Digest) -> String {
+        digest.withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
     }
 
     /// RFC 3339 in UTC with milliseconds (`2026-11-25T12:00:00.123Z`), without Foundation's

@@ -92,6 +92,8 @@ final class ProcessingLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var headerCache: HeaderCache
     @exclusivity(unchecked) private var logicalNames: [String: String] = [:]
     @exclusivity(unchecked) private var lastLogicalName: (topic: String, name: String)?
+    @exclusivity(unchecked) private var idHead: (topic: String, bytes: [UInt8])?
+    @exclusivity(unchecked) private var idTail: (type: String, index: Int, bytes: [UInt8])?
     @exclusivity(unchecked) private var lastStatistics: Data?
 
     // Stateful workers: one store per input partition, and the timers fired in this transaction.
@@ -332,11 +334,26 @@ final class ProcessingLoop: @unchecked Sendable {
         try await beginIfNeeded()
         let traceparent = record.headers.first(named: "traceparent")
         try await emit(outputs, traceparent: traceparent) { index, type in
-            CloudEvents.id(
-                worker: runtime.definition.name, input: record, inputTopic: inputTopic, outputIndex: index,
-                outputType: type)
+            outputID(of: record, inputTopic: inputTopic, index: index, type: type)
         }
         advance(partition, past: record)
+    }
+
+    /// `CloudEvents.id` of an output of this record, with the bytes hashed around the record's
+    /// own built once for a run of records from one topic with outputs of one type.
+    private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> String {
+        let worker = runtime.definition.name
+        guard record.headers.isEmpty || record.headers.first(named: "ce_id") == nil else {
+            return CloudEvents.id(
+                worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type)
+        }
+        if idHead?.topic != inputTopic {
+            idHead = (inputTopic, CloudEvents.idHead(worker: worker, inputTopic: inputTopic))
+        }
+        if idTail?.type != type || idTail?.index != index {
+            idTail = (type, index, CloudEvents.idTail(outputIndex: index, outputType: type))
+        }
+        return CloudEvents.id(head: idHead!.bytes, input: record, tail: idTail!.bytes)
     }
 
     /// A transient failure is retried (the DLQ once attempts run out); anything else goes to the DLQ.

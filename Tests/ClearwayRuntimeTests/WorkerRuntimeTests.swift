@@ -1,10 +1,12 @@
-import ClearwayKafka
-import ClearwayRuntime
 import ClearwayTestSupport
+import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
 import Testing
+
+@testable import ClearwayKafka
+@testable import ClearwayRuntime
 
 /// A deployment of the echo worker on its own topic prefix.
 struct EchoDeployment {
@@ -354,6 +356,40 @@ struct WorkerRuntimeFaultTests {
 }
 
 struct CloudEventsTests {
+    /// An output's `ce_id` is the first 16 bytes of SHA-256 over the worker, the input's topic,
+    /// key and value, the output's type and index, zero bytes between; an input's own `ce_id`
+    /// stands in for its topic, key and value. Pinned: a consumer may have stored ids from an
+    /// earlier version to drop repeats.
+    @Test func outputIDsAreDerivedAsEverBefore() throws {
+        func expected(_ parts: [Data]) -> String {
+            var bytes = Data()
+            for (index, part) in parts.enumerated() {
+                if index > 0 { bytes.append(0) }
+                bytes.append(part)
+            }
+            return SHA256.hash(data: bytes).prefix(16).map { String(format: "%02x", $0) }.joined()
+        }
+        let record = ConsumerRecord(
+            topic: "clearway.orders.v1", partition: 3, offset: 42, key: Data("ORD-1".utf8),
+            value: Data(#"{"orderId":"ORD-1"}"#.utf8), isTombstone: false, headers: [], timestamp: nil)
+        let parts = ["enricher", "orders.v1", "ORD-1", #"{"orderId":"ORD-1"}"#, "clearway.order.enriched.v1", "0"]
+        #expect(
+            CloudEvents.id(
+                worker: "enricher", input: record, inputTopic: "orders.v1", outputIndex: 0,
+                outputType: "clearway.order.enriched.v1") == expected(parts.map { Data($0.utf8) }))
+        #expect(
+            CloudEvents.id(
+                head: CloudEvents.idHead(worker: "enricher", inputTopic: "orders.v1"), input: record,
+                tail: CloudEvents.idTail(outputIndex: 0, outputType: "clearway.order.enriched.v1"))
+                == expected(parts.map { Data($0.utf8) }))
+        var carried = record
+        carried.headers = [KafkaHeader(name: "ce_id", string: "abc")]
+        #expect(
+            CloudEvents.id(
+                worker: "enricher", input: carried, inputTopic: "orders.v1", outputIndex: 1, outputType: "t")
+                == expected(["enricher", "abc", "t", "1"].map { Data($0.utf8) }))
+    }
+
     @Test func timestampsAreRFC3339InUTCWithMilliseconds() {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
