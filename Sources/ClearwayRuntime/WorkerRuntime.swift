@@ -530,17 +530,8 @@ final class ProcessingLoop: @unchecked Sendable {
                 try await producer.sendOffsetsToTransaction(offsets, groupMetadata: consumer.groupMetadata())
                 try await producer.commitTransaction()
                 inTransaction = false
-            } catch let error as KafkaError where error.isFatal {
-                logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
-                producer = try Self.makeProducer(runtime: runtime)
-                try await producer.initTransactions()
-                inTransaction = false
-                try await rewind()
-                return
-            } catch let error as KafkaError
-                where error.transactionRequiresAbort || error.isRetriable || error.isInvalidState
-            {
-                try await abortAndRewind(reason: "\(error)")
+            } catch {
+                try await recover(fromFailedCommit: error)
                 return
             }
         } else {
@@ -591,15 +582,8 @@ final class ProcessingLoop: @unchecked Sendable {
         do {
             try await task.value
             inTransaction = false
-        } catch let error as KafkaError where error.isFatal {
-            logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
-            producer = try Self.makeProducer(runtime: runtime)
-            try await producer.initTransactions()
-            inTransaction = false
-            try await rewind()
-            return
-        } catch let error as KafkaError where error.transactionRequiresAbort || error.isRetriable {
-            try await abortAndRewind(reason: "\(error)")
+        } catch {
+            try await recover(fromFailedCommit: error)
             return
         }
         guard !held.isEmpty || !pendingOffsets.isEmpty else { return }
@@ -611,6 +595,24 @@ final class ProcessingLoop: @unchecked Sendable {
             for record in outputs { try await send(record) }
         } catch let error as KafkaError where error.isInvalidState {
             try await abortAndRewind(reason: "\(error)")
+        }
+    }
+
+    /// After a transaction failed to commit: a fenced or failed producer is rebuilt, and any
+    /// other transaction is aborted; either way processing goes back to the committed offsets.
+    /// Rethrows an error that is neither.
+    private func recover(fromFailedCommit error: any Error) async throws {
+        guard let error = error as? KafkaError else { throw error }
+        if error.isFatal {
+            logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
+            producer = try Self.makeProducer(runtime: runtime)
+            try await producer.initTransactions()
+            inTransaction = false
+            try await rewind()
+        } else if error.transactionRequiresAbort || error.isRetriable || error.isInvalidState {
+            try await abortAndRewind(reason: "\(error)")
+        } else {
+            throw error
         }
     }
 

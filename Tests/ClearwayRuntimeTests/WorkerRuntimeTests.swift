@@ -284,14 +284,29 @@ extension WorkerRuntimeTests {
 
 /// Broker faults through librdkafka's mock cluster, survived without loss or duplicates.
 struct WorkerRuntimeFaultTests {
-    @Test func injectedProduceAndCoordinatorErrorsAreSurvived() async throws {
-        let cluster = try KafkaMockCluster(brokers: 3, logger: Broker.logger)
-        let servers = cluster.bootstrapServers
+    /// The deployment's group's committed input offsets, summed over its two partitions.
+    private func committedInputs(of deployment: EchoDeployment, servers: [String]) throws -> CommittedOffsets {
+        try CommittedOffsets(
+            group: deployment.prefix + deployment.name,
+            partitions: (0..<2).map { TopicPartition(topic: deployment.input, partition: $0) }, servers: servers)
+    }
+
+    /// A mock cluster with the echo worker's topics (two partitions, on every broker) and 300
+    /// input records.
+    private func mockDeployment(brokers: Int) async throws -> (KafkaMockCluster, EchoDeployment) {
+        let cluster = try KafkaMockCluster(brokers: brokers, logger: Broker.logger)
         let deployment = EchoDeployment(partitions: 2)
         for topic in [deployment.input, deployment.output, deployment.dlq] {
-            try cluster.createTopic(topic, partitions: 2, replicationFactor: 3)
+            try cluster.createTopic(topic, partitions: 2, replicationFactor: Int32(brokers))
         }
-        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
+        try await deployment.produce(
+            (0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: cluster.bootstrapServers)
+        return (cluster, deployment)
+    }
+
+    @Test func injectedProduceAndCoordinatorErrorsAreSurvived() async throws {
+        let (cluster, deployment) = try await mockDeployment(brokers: 3)
+        let servers = cluster.bootstrapServers
         cluster.pushRequestErrors(.produce, [.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas])
         cluster.pushRequestErrors(.endTransaction, [.notCoordinator, .coordinatorNotAvailable])
         cluster.pushRequestErrors(.addPartitionsToTransaction, [.coordinatorNotAvailable])
@@ -306,34 +321,28 @@ struct WorkerRuntimeFaultTests {
     }
 
     @Test func exactlyOnceAbortsATransactionWhoseOutputsFailedAndRedoesIt() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        let (cluster, deployment) = try await mockDeployment(brokers: 1)
         let servers = cluster.bootstrapServers
-        let deployment = EchoDeployment(partitions: 2)
-        for topic in [deployment.input, deployment.output, deployment.dlq] {
-            try cluster.createTopic(topic, partitions: 2)
-        }
-        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
-        // Not retriable: the transaction holding these produce requests can only abort. Its
-        // commit runs in the background while the next records are handled; those are redone too.
+        // Not retriable: the transaction holding these produce requests can only abort, and the
+        // producer refuses records until it is. Its commit may run in the background while the
+        // next records are handled; those are redone too.
         cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
         let (group, task) = runInProcess(
             EchoHandler.definition(name: deployment.name), deployment.configuration(servers: servers))
         let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
         await group.triggerGracefulShutdown()
         try await task.value
+        // The worker went on (before, the refused record stopped it) and stopped cleanly. The
+        // mock cluster lists no aborted transactions in its fetch responses, so a read_committed
+        // reader there sees aborted outputs too: this checks that nothing is lost. That nothing
+        // is doubled is checked against the real broker (`everyInputHasOneLogicalOutputAcrossKill9`).
         let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
-        #expect(values.count == 300, "a read_committed reader sees each output once")
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
 
     @Test func atLeastOnceReproducesOutputsWhoseDeliveryFailed() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        let (cluster, deployment) = try await mockDeployment(brokers: 1)
         let servers = cluster.bootstrapServers
-        let deployment = EchoDeployment(partitions: 2)
-        for topic in [deployment.input, deployment.output, deployment.dlq] {
-            try cluster.createTopic(topic, partitions: 2)
-        }
-        try await deployment.produce((0..<300).map { ("k\($0 % 7)", String($0), []) }, servers: servers)
         // Not retriable: the outputs in these produce requests fail delivery for good.
         cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
         var configuration = deployment.configuration(servers: servers)
@@ -345,13 +354,7 @@ struct WorkerRuntimeFaultTests {
         let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }), "every failed output was produced again")
 
-        var probeConfiguration = KafkaConsumerConfiguration(
-            groupID: deployment.prefix + deployment.name, bootstrapServers: servers)
-        probeConfiguration.sessionTimeout = .seconds(6)
-        let probe = try KafkaConsumer(configuration: probeConfiguration, logger: Broker.logger)
-        let committed = try await probe.committed(
-            (0..<2).map { TopicPartition(topic: deployment.input, partition: $0) })
-        #expect(committed.map(\.offset).reduce(0, +) == 300)
+        #expect(try await committedInputs(of: deployment, servers: servers).total() == 300)
     }
 }
 

@@ -7,8 +7,8 @@ public final class CommittedOffsets: Sendable {
     let probe: KafkaConsumer
     let partitions: [TopicPartition]
 
-    public init(group: String, partitions: [TopicPartition]) throws {
-        var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: Broker.bootstrapServers)
+    public init(group: String, partitions: [TopicPartition], servers: [String] = Broker.bootstrapServers) throws {
+        var configuration = KafkaConsumerConfiguration(groupID: group, bootstrapServers: servers)
         configuration.sessionTimeout = .seconds(6)
         probe = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
         self.partitions = partitions
