@@ -81,9 +81,10 @@ final class ProcessingLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var committing: (task: Task<Void, any Error>, done: AtomicFlag)?
     @exclusivity(unchecked) private var held: [ProducerRecord] = []
     @exclusivity(unchecked) private var heldBytes = 0
-    /// Past this many bytes of held outputs the loop waits for the commit, however slow the
-    /// broker is to end it. A commit usually ends before the loop holds this much; with 1 MB
-    /// peak RSS rose by about 4 MB (scripts/bench runtime).
+    /// Past this many bytes of held outputs (keys and values; checked once per poll turn) the
+    /// loop waits for the commit, however slow the broker is to end it. A commit usually ends
+    /// before the loop holds this much; with 1 MB peak RSS rose by about 4 MB (scripts/bench
+    /// runtime).
     private static let heldBytesLimit = 262_144
     /// Whether the loop's periodic commit runs in the background: exactly-once, without state
     /// (whose SQLite writes follow the commit) — and so without timers or table changes.
@@ -217,16 +218,21 @@ final class ProcessingLoop: @unchecked Sendable {
                 guard let events = try await consumer.poll() else { break }
                 if let failure = tableFailure.error { throw failure }
                 runtime.health.pollTurned()
+                // These events were fetched before any rewind from here on (a failed background
+                // commit, a refused record); after one, their records come again from the
+                // committed offsets, and handled now they would be handled twice.
+                let rewindsBefore = rewinds
                 if let committing, committing.done.isSet || heldBytes >= Self.heldBytesLimit {
                     try await settleCommit()
                 }
-                let rewindsBefore = rewinds
                 for event in events {
-                    // After a rewind the batch's remaining records come again from the committed
-                    // offsets; handled now, they would be handled twice.
-                    if rewinds != rewindsBefore, case .record = event { continue }
-                    do {
+                    guard case .record(let record) = event else {
                         try await handle(event)
+                        continue
+                    }
+                    guard rewinds == rewindsBefore else { continue }
+                    do {
+                        try await process(record)
                     } catch let error as KafkaError where transactional && error.isInvalidState {
                         // The transaction failed under the outputs so far (a produce request
                         // failed for good), and the producer refuses more until it is aborted.
@@ -587,11 +593,11 @@ final class ProcessingLoop: @unchecked Sendable {
             return
         }
         guard !held.isEmpty || !pendingOffsets.isEmpty else { return }
-        try await beginIfNeeded()
         let outputs = held
         held = []
         heldBytes = 0
         do {
+            try await beginIfNeeded()
             for record in outputs { try await send(record) }
         } catch let error as KafkaError where error.isInvalidState {
             try await abortAndRewind(reason: "\(error)")
