@@ -291,6 +291,19 @@ struct WorkerRuntimeFaultTests {
             partitions: (0..<2).map { TopicPartition(topic: deployment.input, partition: $0) }, servers: servers)
     }
 
+    /// Runs the echo worker in-process until its 300 inputs have outputs (read_committed), stops
+    /// it gracefully, and returns the output values.
+    private func echoEveryInput(_ deployment: EchoDeployment, _ configuration: WorkerConfiguration) async throws
+        -> [String]
+    {
+        let (group, task) = runInProcess(EchoHandler.definition(name: deployment.name), configuration)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 2, servers: configuration.bootstrapServers, expectAtLeast: 300)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        return outputs.map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
     /// A mock cluster with the echo worker's topics (two partitions, on every broker) and 300
     /// input records.
     private func mockDeployment(brokers: Int) async throws -> (KafkaMockCluster, EchoDeployment) {
@@ -310,12 +323,7 @@ struct WorkerRuntimeFaultTests {
         cluster.pushRequestErrors(.produce, [.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas])
         cluster.pushRequestErrors(.endTransaction, [.notCoordinator, .coordinatorNotAvailable])
         cluster.pushRequestErrors(.addPartitionsToTransaction, [.coordinatorNotAvailable])
-        let (group, task) = runInProcess(
-            EchoHandler.definition(name: deployment.name), deployment.configuration(servers: servers))
-        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
-        await group.triggerGracefulShutdown()
-        try await task.value
-        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        let values = try await echoEveryInput(deployment, deployment.configuration(servers: servers))
         #expect(values.count == 300)
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
@@ -327,16 +335,11 @@ struct WorkerRuntimeFaultTests {
         // producer refuses records until it is. Its commit may run in the background while the
         // next records are handled; those are redone too.
         cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
-        let (group, task) = runInProcess(
-            EchoHandler.definition(name: deployment.name), deployment.configuration(servers: servers))
-        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
-        await group.triggerGracefulShutdown()
-        try await task.value
+        let values = try await echoEveryInput(deployment, deployment.configuration(servers: servers))
         // The worker went on (before, the refused record stopped it) and stopped cleanly. The
         // mock cluster lists no aborted transactions in its fetch responses, so a read_committed
         // reader there sees aborted outputs too: this checks that nothing is lost. That nothing
         // is doubled is checked against the real broker (`everyInputHasOneLogicalOutputAcrossKill9`).
-        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
 
@@ -347,11 +350,7 @@ struct WorkerRuntimeFaultTests {
         cluster.pushRequestErrors(.produce, [.messageSizeTooLarge, .messageSizeTooLarge])
         var configuration = deployment.configuration(servers: servers)
         configuration.delivery = .atLeastOnce
-        let (group, task) = runInProcess(EchoHandler.definition(name: deployment.name), configuration)
-        let outputs = try await readAll(topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300)
-        await group.triggerGracefulShutdown()
-        try await task.value
-        let values = outputs.map { String(decoding: $0.value, as: UTF8.self) }
+        let values = try await echoEveryInput(deployment, configuration)
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }), "every failed output was produced again")
 
         #expect(try await committedInputs(of: deployment, servers: servers).total() == 300)
