@@ -55,7 +55,7 @@ struct AggregatorBench: AsyncParsableCommand {
         print(String(format: "kcat pipe:      %8.0f records/s (best of 3 runs)", kcatRate))
         let stateDirectory = NSTemporaryDirectory() + "clearway-bench-aggregator-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
-        let (rate, rss) = try await measureWorker(
+        let measured = try await measureWorker(
             executable: aggregator,
             environment: [
                 "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
@@ -67,15 +67,16 @@ struct AggregatorBench: AsyncParsableCommand {
             records: records, servers: servers, logger: logger)
         print(
             String(
-                format: "aggregator:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", rate, rate / kcatRate,
-                Double(rss) / 1_048_576))
+                format: "aggregator:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
+                measured.rate / kcatRate,
+                Double(measured.peakRSS) / 1_048_576))
 
         let restore = try await measureRestore(servers: servers, producer: producer, logger: logger)
         await producer.shutdown()
         print(String(format: "restore:        %d changelog rows in %.1f s on a new host", restoreRows, restore))
         let results: [String: Double] = [
-            "records": Double(records), "kcat_pipe_per_s": kcatRate, "aggregator_per_s": rate,
-            "aggregator_ratio": rate / kcatRate, "aggregator_peak_rss_bytes": Double(rss),
+            "records": Double(records), "kcat_pipe_per_s": kcatRate, "aggregator_per_s": measured.rate,
+            "aggregator_ratio": measured.rate / kcatRate, "aggregator_peak_rss_bytes": Double(measured.peakRSS),
             "restore_rows": Double(restoreRows), "restore_s": restore,
         ]
         try options.write(results)

@@ -15,10 +15,14 @@ import Logging
 /// a second late, which halves a run's rate.
 func kcatPipe(kcat: String, servers: String, input: String, output: String, rounds: Int = 3) throws -> Double {
     try (1...max(1, rounds)).map { _ in try kcatPipeRun(kcat: kcat, servers: servers, input: input, output: output) }
-        .min()!
+        .map(\.seconds).min()!
 }
 
-private func kcatPipeRun(kcat: String, servers: String, input: String, output: String) throws -> Double {
+/// One run of the kcat pipe: seconds as `kcatPipe` times them, and the CPU seconds its two kcat
+/// processes used (user and system, start-up included).
+func kcatPipeRun(kcat: String, servers: String, input: String, output: String) throws -> (
+    seconds: Double, cpuSeconds: Double
+) {
     let script =
         "\(kcat) -b \(servers) -C -t \(input) -o beginning -e -q -K '\\t' -X enable.metrics.push=false "
         + "| \(kcat) -b \(servers) -P -t \(output) -K '\\t' -X enable.idempotence=true -X linger.ms=5 -X compression.type=lz4 -X enable.metrics.push=false"
@@ -28,10 +32,13 @@ private func kcatPipeRun(kcat: String, servers: String, input: String, output: S
     let startedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     let clock = ContinuousClock()
     let start = clock.now
+    let cpuBefore = childrenCPUSeconds()
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw ValidationError("the kcat pipe failed") }
     let whole = seconds(clock.now - start)
+    // bash has waited for both kcats, and we for bash: their CPU is now in our children's usage.
+    let cpu = childrenCPUSeconds() - cpuBefore
 
     let reader = Process()
     reader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -47,8 +54,27 @@ private func kcatPipeRun(kcat: String, servers: String, input: String, output: S
     // This run's records: an earlier run into the same topic wrote before it started.
     let stamps = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int64($0) }
         .filter { $0 >= startedAt }
-    guard let first = stamps.min(), let last = stamps.max(), last > first else { return whole }
-    return Double(last - first) / 1000
+    guard let first = stamps.min(), let last = stamps.max(), last > first else { return (whole, cpu) }
+    return (Double(last - first) / 1000, cpu)
+}
+
+/// User and system CPU seconds of this process's waited-for children.
+private func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// User and system CPU seconds a running process has used so far (`/proc/<pid>/stat`).
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let afterName = stat.lastIndex(of: ")")
+    else { return 0 }
+    // Fields after the command name: state is field 3, utime 14 and stime 15.
+    let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 func seconds(_ duration: Duration) -> Double {
@@ -56,12 +82,24 @@ func seconds(_ duration: Duration) -> Double {
     return Double(seconds) + Double(attoseconds) / 1e18
 }
 
+/// What `measureWorker` measured.
+struct WorkerMeasurement {
+    /// Input records committed per second, from the group's first commit to the last.
+    var rate: Double
+    /// VmHWM, bytes.
+    var peakRSS: Int
+    /// The worker's CPU time (user and system, every thread) per record over the same span:
+    /// steadier than the rate on a shared machine, where the rate moves with what else runs.
+    var cpuPerRecord: Duration
+}
+
 /// Starts a worker process, times it from its group's first commit to the commit of `records`
-/// input records, samples its peak RSS, runs `afterwards` while it still runs, then stops it.
+/// input records, samples its peak RSS and CPU time, runs `afterwards` while it still runs, then
+/// stops it.
 func measureWorker(
     executable: String, environment: [String: String], group: String, partitions: [TopicPartition], records: Int,
     servers: [String], logger: Logger, afterwards: () async throws -> Void = {}
-) async throws -> (rate: Double, peakRSS: Int) {
+) async throws -> WorkerMeasurement {
     let process = try startWorker(
         executable: executable, environment: ["CLEARWAY_HTTP_PORT": "0"].merging(environment) { _, given in given })
     defer { if process.isRunning { process.terminate() } }
@@ -73,23 +111,26 @@ func measureWorker(
     }
     let clock = ContinuousClock()
     var peak = 0
-    var first: (at: ContinuousClock.Instant, count: Int)?
+    var first: (at: ContinuousClock.Instant, count: Int, cpu: Double)?
     let deadline = clock.now + .seconds(900)
     while clock.now < deadline {
         guard process.isRunning else { throw ValidationError("\(executable) exited (\(process.terminationStatus))") }
         peak = max(peak, peakRSS(process.processIdentifier))
         let done = try await committed()
-        if first == nil, done > 0 { first = (clock.now, done) }
+        if first == nil, done > 0 { first = (clock.now, done, cpuSeconds(process.processIdentifier)) }
         if done >= records { break }
         try await Task.sleep(for: .milliseconds(50))
     }
     let end = clock.now
+    let cpu = cpuSeconds(process.processIdentifier)
     peak = max(peak, peakRSS(process.processIdentifier))
     try await afterwards()
     process.terminate()
     process.waitUntilExit()
     guard let first else { throw ValidationError("\(executable) committed nothing") }
-    return (Double(records - first.count) / seconds(end - first.at), peak)
+    let counted = Double(records - first.count)
+    return WorkerMeasurement(
+        rate: counted / seconds(end - first.at), peakRSS: peak, cpuPerRecord: .seconds((cpu - first.cpu) / counted))
 }
 
 /// VmHWM of a process, in bytes.
@@ -169,3 +210,5 @@ struct BenchOptions: ParsableArguments {
         print("written to \(output)")
     }
 }
+
+func microseconds(_ duration: Duration) -> Double { seconds(duration) * 1e6 }

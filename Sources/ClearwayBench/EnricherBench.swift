@@ -74,7 +74,7 @@ struct EnricherBench: AsyncParsableCommand {
         let stateDirectory = NSTemporaryDirectory() + "clearway-bench-enricher-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
         var latencies: [Double] = []
-        let (rate, rss) = try await measureWorker(
+        let measured = try await measureWorker(
             executable: enricher,
             environment: [
                 "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
@@ -90,8 +90,9 @@ struct EnricherBench: AsyncParsableCommand {
         await producer.shutdown()
         print(
             String(
-                format: "enricher:       %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", rate, rate / kcatRate,
-                Double(rss) / 1_048_576))
+                format: "enricher:       %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
+                measured.rate / kcatRate,
+                Double(measured.peakRSS) / 1_048_576))
         let redrive = median(latencies)
         print(
             String(
@@ -100,7 +101,8 @@ struct EnricherBench: AsyncParsableCommand {
                 redrive * 1000, (latencies.max() ?? 0) * 1000, latencies.count))
         let results: [String: Double] = [
             "records": Double(records), "lines": Double(lineCount), "kcat_pipe_per_s": kcatRate,
-            "enricher_per_s": rate, "enricher_ratio": rate / kcatRate, "enricher_peak_rss_bytes": Double(rss),
+            "enricher_per_s": measured.rate, "enricher_ratio": measured.rate / kcatRate,
+            "enricher_peak_rss_bytes": Double(measured.peakRSS),
             "redrive_median_s": redrive, "redrive_max_s": latencies.max() ?? 0,
         ]
         try options.write(results)

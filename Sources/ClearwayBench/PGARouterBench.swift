@@ -57,7 +57,7 @@ struct PGARouterBench: AsyncParsableCommand {
                 kcat: kcat, servers: bootstrapServers, input: prefix + "orders.enriched.v1", output: prefix + "kcat.out"
             ))
         print(String(format: "kcat pipe:      %8.0f records/s (best of 3 runs)", kcatRate))
-        let (rate, rss) = try await measureWorker(
+        let measured = try await measureWorker(
             executable: router,
             environment: ["CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix],
             group: prefix + PGARouterHandler.name,
@@ -66,11 +66,12 @@ struct PGARouterBench: AsyncParsableCommand {
             }, records: records, servers: servers, logger: logger)
         print(
             String(
-                format: "pga-router:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", rate, rate / kcatRate,
-                Double(rss) / 1_048_576))
+                format: "pga-router:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
+                measured.rate / kcatRate,
+                Double(measured.peakRSS) / 1_048_576))
         let results: [String: Double] = [
-            "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": rate,
-            "pga_router_ratio": rate / kcatRate, "pga_router_peak_rss_bytes": Double(rss),
+            "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": measured.rate,
+            "pga_router_ratio": measured.rate / kcatRate, "pga_router_peak_rss_bytes": Double(measured.peakRSS),
         ]
         try options.write(results)
     }

@@ -55,20 +55,22 @@ struct RuntimeBench: AsyncParsableCommand {
             ),
         ]
         var kcatRates: [Double] = []
+        var kcatCPU: [Double] = []
         var rates: [String: [Double]] = [:]
+        var cpu: [String: [Double]] = [:]
         var peaks: [String: Int] = [:]
         for round in 1...rounds {
             let kcatOutput = prefix + "kcat.out.\(round)"
             _ = try await admin.createTopics([TopicSpecification(name: kcatOutput, partitions: 4)])
-            let kcatRate =
-                Double(records)
-                / (try kcatPipe(kcat: kcat, servers: bootstrapServers, input: input, output: kcatOutput, rounds: 1))
+            let pipe = try kcatPipeRun(kcat: kcat, servers: bootstrapServers, input: input, output: kcatOutput)
+            let kcatRate = Double(records) / pipe.seconds
             try await admin.deleteTopics([kcatOutput])
             kcatRates.append(kcatRate)
-            var line = String(format: "round %d: kcat pipe %.0f/s", round, kcatRate)
+            kcatCPU.append(pipe.cpuSeconds / Double(records) * 1e6)
+            var line = String(format: "round %d: kcat pipe %.0f/s %.2f µs", round, kcatRate, kcatCPU.last!)
             for mode in modes {
                 let group = "bench-\(mode.key)-\(UUID().uuidString.prefix(6))"
-                let (rate, rss) = try await measureWorker(
+                let measured = try await measureWorker(
                     executable: worker,
                     environment: [
                         "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
@@ -76,27 +78,39 @@ struct RuntimeBench: AsyncParsableCommand {
                     ].merging(mode.environment) { _, mode in mode }, group: prefix + group,
                     partitions: (0..<Int32(4)).map { TopicPartition(topic: input, partition: $0) },
                     records: records, servers: servers, logger: logger)
-                rates[mode.key, default: []].append(rate)
-                peaks[mode.key] = max(peaks[mode.key] ?? 0, rss)
-                line += String(format: " | %@ %.0f/s (%.2f)", mode.name, rate, rate / kcatRate)
+                rates[mode.key, default: []].append(measured.rate)
+                cpu[mode.key, default: []].append(microseconds(measured.cpuPerRecord))
+                peaks[mode.key] = max(peaks[mode.key] ?? 0, measured.peakRSS)
+                line += String(
+                    format: " | %@ %.0f/s (%.2f) %.2f µs", mode.name, measured.rate, measured.rate / kcatRate,
+                    cpu[mode.key]!.last!)
             }
             print(line)
         }
         let kcatRate = kcatRates.max() ?? 0
-        print(String(format: "kcat pipe:  %8.0f records/s (best round)", kcatRate))
+        let kcatMicroseconds = median(kcatCPU)
+        print(
+            String(
+                format: "kcat pipe:  %8.0f records/s (best round), %.2f µs CPU per record (median)", kcatRate,
+                kcatMicroseconds))
         var results: [String: Double] = [
             "records": Double(records), "rounds": Double(rounds), "kcat_pipe_per_s": kcatRate,
+            "kcat_pipe_cpu_us_per_record": kcatMicroseconds,
         ]
         for mode in modes {
-            let (rate, rss) = (median(rates[mode.key]!), peaks[mode.key]!)
+            let (rate, rss, microseconds) = (median(rates[mode.key]!), peaks[mode.key]!, median(cpu[mode.key]!))
             let ratio = rate / kcatRate
             print(
                 String(
-                    format: "runtime %@: %.0f records/s (median of rounds), %.2f of kcat, peak RSS %.1f MB",
-                    mode.name as NSString, rate, ratio, Double(rss) / 1_048_576))
+                    format:
+                        "runtime %@: %.0f records/s (median of rounds), %.2f of kcat, peak RSS %.1f MB, "
+                        + "%.2f µs CPU per record (%.2f× kcat's)",
+                    mode.name as NSString, rate, ratio, Double(rss) / 1_048_576, microseconds,
+                    microseconds / kcatMicroseconds))
             results["\(mode.key)_per_s"] = rate
             results["\(mode.key)_ratio"] = ratio
             results["\(mode.key)_peak_rss_bytes"] = Double(rss)
+            results["\(mode.key)_cpu_us_per_record"] = microseconds
         }
         try await admin.deleteTopics([input, prefix + "test.out", prefix + "dlq.v1"])
         try options.write(results)
