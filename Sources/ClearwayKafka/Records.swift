@@ -123,6 +123,14 @@ public struct TopicPartition: Sendable, Hashable, CustomStringConvertible, Compa
 
     public var description: String { "\(topic)[\(partition)]" }
 
+    /// The partition and the topic's length, not the topic's bytes: dictionaries keyed by
+    /// partition (offsets to commit, retries) are looked up for every record, and a client reads
+    /// few topics, so hashing the name bought nothing but time. Equal values still hash equal.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(partition)
+        hasher.combine(topic.utf8.count)
+    }
+
     public static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
         (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
     }

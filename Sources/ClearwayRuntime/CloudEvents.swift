@@ -27,14 +27,33 @@ enum CloudEvents {
     /// hashing the worker, topic and type from their strings for every record cost about as
     /// much as hashing the record.
     static func id(head: [UInt8], input: InputRecord, tail: [UInt8]) -> String {
+        String(decoding: idValue(head: head, input: input, tail: tail), as: UTF8.self)
+    }
+
+    /// `id(head:input:tail:)` as the bytes of its `ce_id` header: written straight from the
+    /// digest, where the id's `String` would be built and then copied into the header.
+    static func idValue(head: [UInt8], input: InputRecord, tail: [UInt8]) -> Data {
         var hasher = SHA256()
         head.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         if let key = input.key { hasher.update(bytes: key) }
         withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
         hasher.update(bytes: input.value)
         tail.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hex(hasher.finalize())
+        let digest = hasher.finalize()
+        var value = Data(count: idLength)
+        value.withUnsafeMutableBytes { (text: UnsafeMutableRawBufferPointer) in
+            digest.withUnsafeBytes { bytes in
+                for index in 0..<(idLength / 2) {
+                    text[2 * index] = hexDigit(bytes[index] >> 4)
+                    text[2 * index + 1] = hexDigit(bytes[index] & 0x0f)
+                }
+            }
+        }
+        return value
     }
+
+    /// Characters in an id: the first 16 bytes of its digest in hex.
+    private static let idLength = 32
 
     /// What an id of an input without a `ce_id` hashes before the input's key: the worker and
     /// the input topic, each followed by a zero byte.
@@ -80,7 +99,7 @@ enum CloudEvents {
 
     /// The id text of a digest: its first 16 bytes in hex.
     private static func hex(_ digest: SHA256Digest) -> String {
-        digest.withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
+        digest.withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(idLength / 2))) }
     }
 
     /// RFC 3339 in UTC with milliseconds (`2026-11-25T12:00:00.123Z`), without Foundation's
@@ -156,6 +175,10 @@ struct HeaderCache {
     private let prefix: String
     private var types: [String: KafkaHeader] = [:]
     private var topics: [String: String] = [:]
+    // The last of each, asked again for nearly every record: a comparison, where the dictionary
+    // hashes the string every time.
+    private var lastType: (type: String, header: KafkaHeader)?
+    private var lastTopic: (name: String, topic: String)?
     private var lastTime: (milliseconds: Int64, header: KafkaHeader)?
 
     init(source: String, prefix: String) {
@@ -168,16 +191,18 @@ struct HeaderCache {
     }
 
     mutating func type(_ type: String) -> KafkaHeader {
-        if let header = types[type] { return header }
-        let header = KafkaHeader(name: "ce_type", string: type)
+        if let lastType, lastType.type == type { return lastType.header }
+        let header = types[type] ?? KafkaHeader(name: "ce_type", string: type)
         types[type] = header
+        lastType = (type, header)
         return header
     }
 
     mutating func topic(_ name: String) -> String {
-        if let topic = topics[name] { return topic }
-        let topic = prefix + name
+        if let lastTopic, lastTopic.name == name { return lastTopic.topic }
+        let topic = topics[name] ?? prefix + name
         topics[name] = topic
+        lastTopic = (name, topic)
         return topic
     }
 

@@ -337,7 +337,7 @@ final class ProcessingLoop: @unchecked Sendable {
             return
         }
         metrics.handled(since: started)
-        try await beginIfNeeded()
+        try beginIfNeeded()
         let traceparent = record.headers.first(named: "traceparent")
         try await emit(outputs, traceparent: traceparent) { index, type in
             outputID(of: record, inputTopic: inputTopic, index: index, type: type)
@@ -345,13 +345,15 @@ final class ProcessingLoop: @unchecked Sendable {
         advance(partition, past: record)
     }
 
-    /// `CloudEvents.id` of an output of this record, with the bytes hashed around the record's
-    /// own built once for a run of records from one topic with outputs of one type.
-    private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> String {
+    /// `CloudEvents.id` of an output of this record (as its header's bytes), with the bytes hashed
+    /// around the record's own built once for a run of records from one topic with outputs of one
+    /// type.
+    private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> Data {
         let worker = runtime.definition.name
         guard record.headers.isEmpty || record.headers.first(named: "ce_id") == nil else {
-            return CloudEvents.id(
-                worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type)
+            return Data(
+                utf8: CloudEvents.id(
+                    worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type))
         }
         if idHead?.topic != inputTopic {
             idHead = (inputTopic, CloudEvents.idHead(worker: worker, inputTopic: inputTopic))
@@ -359,7 +361,7 @@ final class ProcessingLoop: @unchecked Sendable {
         if idTail?.type != type || idTail?.index != index {
             idTail = (type, index, CloudEvents.idTail(outputIndex: index, outputType: type))
         }
-        return CloudEvents.id(head: idHead!.bytes, input: record, tail: idTail!.bytes)
+        return CloudEvents.idValue(head: idHead!.bytes, input: record, tail: idTail!.bytes)
     }
 
     /// A transient failure is retried (the DLQ once attempts run out); anything else goes to the DLQ.
@@ -386,44 +388,53 @@ final class ProcessingLoop: @unchecked Sendable {
         advance(partition, past: record)
     }
 
-    /// Publishes outputs in the current transaction with their CloudEvents headers.
+    /// Publishes outputs in the current transaction with their CloudEvents headers; `id` gives the
+    /// `ce_id` header's bytes of an output from its index and type.
     private func emit(
-        _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> String
+        _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> Data
     ) async throws {
         let time = headerCache.time(Date())
         let trace = traceparent.map { KafkaHeader(name: "traceparent", string: $0) }
         for (index, output) in outputs.enumerated() {
             let ceID =
-                output.idSeed.map { CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type) }
-                ?? id(index, output.type)
+                output.idSeed.map {
+                    Data(utf8: CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type))
+                } ?? id(index, output.type)
             var headers: [KafkaHeader] = []
             headers.reserveCapacity(headerCache.constant.count + output.headers.count + 4)
-            headers.append(KafkaHeader(name: "ce_id", string: ceID))
+            headers.append(KafkaHeader(name: "ce_id", value: ceID))
             headers.append(headerCache.type(output.type))
             headers += headerCache.constant
             headers.append(time)
             if let trace { headers.append(trace) }
             headers += output.headers
-            try await send(
-                ProducerRecord(
-                    topic: headerCache.topic(output.topic), key: output.key.map { Data(utf8: $0) },
-                    value: output.value, headers: headers))
+            let record = ProducerRecord(
+                topic: headerCache.topic(output.topic), key: output.key.map { Data(utf8: $0) },
+                value: output.value, headers: headers)
+            if try !sendAtOnce(record) { try await producer.send(record) }
             metrics.recordsOut.increment()
         }
     }
 
-    /// Hands a record to the producer: at once when its queue has room (no suspension point on the
-    /// hot path), else waiting for room.
+    /// Hands a record to the producer, waiting for room in its queue when it is full.
     private func send(_ record: ProducerRecord) async throws {
+        if try !sendAtOnce(record) { try await producer.send(record) }
+    }
+
+    /// Hands a record to the producer (or holds it during a background commit) without waiting:
+    /// `false` when the producer's queue is full. Synchronous, so the per-output path has no
+    /// suspension point and no async frame.
+    private func sendAtOnce(_ record: ProducerRecord) throws -> Bool {
         if committing != nil {
             held.append(record)
             heldBytes += record.value.count + (record.key?.count ?? 0)
-            return
+            return true
         }
         do {
             try producer.trySend(record)
+            return true
         } catch let error as KafkaError where error.isQueueFull {
-            try await producer.send(record)
+            return false
         }
     }
 
@@ -453,7 +464,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 "kafka.topic": "\(record.topic)", "kafka.partition": "\(record.partition)",
                 "kafka.offset": "\(record.offset)", "error.class": "\(errorClass)", "error.message": "\(message)",
             ])
-        try await beginIfNeeded()
+        try beginIfNeeded()
         let headers =
             record.headers + [
                 KafkaHeader(name: "dlq.source.topic", string: record.topic),
@@ -503,7 +514,7 @@ final class ProcessingLoop: @unchecked Sendable {
 
     // MARK: Commit
 
-    private func beginIfNeeded() async throws {
+    private func beginIfNeeded() throws {
         // While a transaction commits in the background, the next begins once it has ended.
         guard transactional, !inTransaction, committing == nil else { return }
         try producer.beginTransaction()
@@ -531,7 +542,7 @@ final class ProcessingLoop: @unchecked Sendable {
         defer { metrics.committed(since: started) }
         if transactional {
             do {
-                try await beginIfNeeded()
+                try beginIfNeeded()
                 try await writeChangelog()
                 try await producer.sendOffsetsToTransaction(offsets, groupMetadata: consumer.groupMetadata())
                 try await producer.commitTransaction()
@@ -597,7 +608,7 @@ final class ProcessingLoop: @unchecked Sendable {
         held = []
         heldBytes = 0
         do {
-            try await beginIfNeeded()
+            try beginIfNeeded()
             for record in outputs { try await send(record) }
         } catch let error as KafkaError where error.isInvalidState {
             try await abortAndRewind(reason: "\(error)")
@@ -803,7 +814,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 let id = "\(partition)/\(key)"
                 guard !firedTimers.contains(id), state.pendingTimers[key] == nil else { continue }
                 firedTimers.insert(id)
-                try await beginIfNeeded()
+                try beginIfNeeded()
                 let context = HandlerContext(
                     worker: runtime.definition.name, topicPrefix: prefix,
                     inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
@@ -811,9 +822,10 @@ final class ProcessingLoop: @unchecked Sendable {
                     key: key, payload: payload, context: context)
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
                 try await emit(outputs, traceparent: nil) { index, type in
-                    CloudEvents.id(
-                        worker: runtime.definition.name, timer: key, partition: partition, due: due,
-                        outputIndex: index, outputType: type)
+                    Data(
+                        utf8: CloudEvents.id(
+                            worker: runtime.definition.name, timer: key, partition: partition, due: due,
+                            outputIndex: index, outputType: type))
                 }
                 if uncommittedRecords == 0 { batchStarted = .now }
                 uncommittedRecords += 1
@@ -830,13 +842,15 @@ final class ProcessingLoop: @unchecked Sendable {
         for (partition, state) in states.sorted(by: { $0.key < $1.key }) {
             let sweep = sweepPending.contains(partition)
             guard sweep || !changes.isEmpty else { continue }
-            try await beginIfNeeded()
+            try beginIfNeeded()
             let context = HandlerContext(
                 worker: runtime.definition.name, topicPrefix: prefix,
                 inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
             let outputs = try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context)
             try await emit(outputs, traceparent: nil) { index, type in
-                CloudEvents.id(worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type)
+                Data(
+                    utf8: CloudEvents.id(
+                        worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type))
             }
             if uncommittedRecords == 0 { batchStarted = .now }
             uncommittedRecords += 1
