@@ -424,7 +424,9 @@ private final class PollState: @unchecked Sendable {
             var size = 0
             while rd_kafka_header_get_all(headerList, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
                 headers.append(
-                    KafkaHeader(name: String(cString: name!), value: value.map { Data(bytes: $0, count: size) }))
+                    KafkaHeader(
+                        name: String(cString: name!),
+                        bytes: value.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: size)) }))
                 index += 1
             }
         }

@@ -118,7 +118,7 @@ public final class KafkaProducer: Sendable {
             // `ce_type`: every header name here) to the heap on each call.
             for header in record.headers {
                 header.name.withCString { name in
-                    if let value = header.value {
+                    if let value = header.bytes {
                         value.withUnsafeBytes { bytes in
                             _ = rd_kafka_header_add(headers, name, -1, bytes.baseAddress, bytes.count)
                         }

@@ -1,25 +1,40 @@
 import Foundation
 
 /// A record header: a name and optional bytes. Kafka allows repeated names; order is kept.
+///
+/// The bytes are held as `[UInt8]`, not `Data`: a worker writes several headers on every record,
+/// and `Data` costs two allocations past 14 bytes and a run-time exclusivity check on every read
+/// (scripts/bench runtime, perf: about 3 % of a pass-through worker's CPU).
 public struct KafkaHeader: Sendable, Hashable {
     /// The header's name.
     public var name: String
     /// The header's value; `nil` is a header with a null value.
-    public var value: Data?
+    public var bytes: [UInt8]?
+
+    /// The header's value as `Data`; `nil` is a header with a null value.
+    public var value: Data? {
+        get { bytes.map { Data($0) } }
+        set { bytes = newValue.map { [UInt8]($0) } }
+    }
+
+    /// Makes a header from bytes.
+    public init(name: String, bytes: [UInt8]?) {
+        self.name = name
+        self.bytes = bytes
+    }
 
     /// Makes a header from bytes.
     public init(name: String, value: Data?) {
-        self.name = name
-        self.value = value
+        self.init(name: name, bytes: value.map { [UInt8]($0) })
     }
 
     /// Makes a header from a UTF-8 string.
     public init(name: String, string: String) {
-        self.init(name: name, value: Data(utf8: string))
+        self.init(name: name, bytes: Array(string.utf8))
     }
 
     /// The value as UTF-8 text, if it is valid UTF-8.
-    public var stringValue: String? { value.flatMap { String(data: $0, encoding: .utf8) } }
+    public var stringValue: String? { bytes.flatMap { String(validating: $0, as: UTF8.self) } }
 }
 
 extension Array where Element == KafkaHeader {

@@ -27,12 +27,12 @@ enum CloudEvents {
     /// hashing the worker, topic and type from their strings for every record cost about as
     /// much as hashing the record.
     static func id(head: [UInt8], input: InputRecord, tail: [UInt8]) -> String {
-        String(decoding: idValue(head: head, input: input, tail: tail), as: UTF8.self)
+        String(decoding: idBytes(head: head, input: input, tail: tail), as: UTF8.self)
     }
 
     /// `id(head:input:tail:)` as the bytes of its `ce_id` header: written straight from the
     /// digest, where the id's `String` would be built and then copied into the header.
-    static func idValue(head: [UInt8], input: InputRecord, tail: [UInt8]) -> Data {
+    static func idBytes(head: [UInt8], input: InputRecord, tail: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         head.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         if let key = input.key { hasher.update(bytes: key) }
@@ -40,16 +40,15 @@ enum CloudEvents {
         hasher.update(bytes: input.value)
         tail.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         let digest = hasher.finalize()
-        var value = Data(count: idLength)
-        value.withUnsafeMutableBytes { (text: UnsafeMutableRawBufferPointer) in
+        return [UInt8](unsafeUninitializedCapacity: idLength) { text, count in
             digest.withUnsafeBytes { bytes in
                 for index in 0..<(idLength / 2) {
                     text[2 * index] = hexDigit(bytes[index] >> 4)
                     text[2 * index + 1] = hexDigit(bytes[index] & 0x0f)
                 }
             }
+            count = idLength
         }
-        return value
     }
 
     /// Characters in an id: the first 16 bytes of its digest in hex.

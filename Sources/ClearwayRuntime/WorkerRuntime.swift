@@ -348,12 +348,13 @@ final class ProcessingLoop: @unchecked Sendable {
     /// `CloudEvents.id` of an output of this record (as its header's bytes), with the bytes hashed
     /// around the record's own built once for a run of records from one topic with outputs of one
     /// type.
-    private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> Data {
+    private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> [UInt8] {
         let worker = runtime.definition.name
         guard record.headers.isEmpty || record.headers.first(named: "ce_id") == nil else {
-            return Data(
-                utf8: CloudEvents.id(
-                    worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type))
+            return Array(
+                CloudEvents.id(
+                    worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type
+                ).utf8)
         }
         if idHead?.topic != inputTopic {
             idHead = (inputTopic, CloudEvents.idHead(worker: worker, inputTopic: inputTopic))
@@ -361,7 +362,7 @@ final class ProcessingLoop: @unchecked Sendable {
         if idTail?.type != type || idTail?.index != index {
             idTail = (type, index, CloudEvents.idTail(outputIndex: index, outputType: type))
         }
-        return CloudEvents.idValue(head: idHead!.bytes, input: record, tail: idTail!.bytes)
+        return CloudEvents.idBytes(head: idHead!.bytes, input: record, tail: idTail!.bytes)
     }
 
     /// A transient failure is retried (the DLQ once attempts run out); anything else goes to the DLQ.
@@ -391,18 +392,18 @@ final class ProcessingLoop: @unchecked Sendable {
     /// Publishes outputs in the current transaction with their CloudEvents headers; `id` gives the
     /// `ce_id` header's bytes of an output from its index and type.
     private func emit(
-        _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> Data
+        _ outputs: [OutputRecord], traceparent: String?, id: (Int, String) -> [UInt8]
     ) async throws {
         let time = headerCache.time(Date())
         let trace = traceparent.map { KafkaHeader(name: "traceparent", string: $0) }
         for (index, output) in outputs.enumerated() {
             let ceID =
                 output.idSeed.map {
-                    Data(utf8: CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type))
+                    Array(CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type).utf8)
                 } ?? id(index, output.type)
             var headers: [KafkaHeader] = []
             headers.reserveCapacity(headerCache.constant.count + output.headers.count + 4)
-            headers.append(KafkaHeader(name: "ce_id", value: ceID))
+            headers.append(KafkaHeader(name: "ce_id", bytes: ceID))
             headers.append(headerCache.type(output.type))
             headers += headerCache.constant
             headers.append(time)
@@ -822,10 +823,11 @@ final class ProcessingLoop: @unchecked Sendable {
                     key: key, payload: payload, context: context)
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
                 try await emit(outputs, traceparent: nil) { index, type in
-                    Data(
-                        utf8: CloudEvents.id(
+                    Array(
+                        CloudEvents.id(
                             worker: runtime.definition.name, timer: key, partition: partition, due: due,
-                            outputIndex: index, outputType: type))
+                            outputIndex: index, outputType: type
+                        ).utf8)
                 }
                 if uncommittedRecords == 0 { batchStarted = .now }
                 uncommittedRecords += 1
@@ -848,9 +850,10 @@ final class ProcessingLoop: @unchecked Sendable {
                 inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
             let outputs = try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context)
             try await emit(outputs, traceparent: nil) { index, type in
-                Data(
-                    utf8: CloudEvents.id(
-                        worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type))
+                Array(
+                    CloudEvents.id(
+                        worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type
+                    ).utf8)
             }
             if uncommittedRecords == 0 { batchStarted = .now }
             uncommittedRecords += 1
