@@ -327,6 +327,9 @@ private final class PollState: @unchecked Sendable {
         pending = continuation
         events = carried
         carried = []
+        // Room for a full turn at once: grown by doubling, the array was copied about ten times
+        // a turn (scripts/bench runtime, perf: about 1 % of a pass-through worker's CPU).
+        events.reserveCapacity(batchSize)
         var timeout: Int32 = events.isEmpty ? 100 : 0
         while events.count < batchSize {
             let message = rd_kafka_consumer_poll(client.handle, timeout)
