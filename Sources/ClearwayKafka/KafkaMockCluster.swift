@@ -70,6 +70,12 @@ public final class KafkaMockCluster: Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.result(err, context: "mock leader") }
     }
 
+    /// Delays every response of a broker by `roundTrip` (`.zero` for none).
+    public func setRoundTripTime(_ roundTrip: Duration, broker: Int32) throws {
+        let err = rd_kafka_mock_broker_set_rtt(cluster.pointer, broker, Int32(roundTrip.milliseconds))
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.result(err, context: "mock broker \(broker)") }
+    }
+
     /// Takes a broker down (its connections close) or brings it back.
     public func setBroker(_ broker: Int32, up: Bool) throws {
         let err =

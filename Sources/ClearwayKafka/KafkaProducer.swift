@@ -224,9 +224,29 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Commits the current transaction (flushing its records first).
-    public func commitTransaction(timeout: Duration = .seconds(30)) async throws {
+    ///
+    /// A commit that fails with a retriable error — it timed out, and goes on in the background —
+    /// is called again, up to `attempts` calls in all, as librdkafka's documentation of
+    /// `rd_kafka_commit_transaction` advises: a second call waits for the commit under way rather
+    /// than starting another. Anything else, and the last retriable error, is thrown.
+    public func commitTransaction(timeout: Duration = .seconds(30), attempts: Int = 1) async throws {
         try requireTransactional()
-        try await transactionStep("commit transaction") { rd_kafka_commit_transaction($0, Int32(timeout.milliseconds)) }
+        var attempt = 1
+        while true {
+            do {
+                try await transactionStep("commit transaction") {
+                    rd_kafka_commit_transaction($0, Int32(timeout.milliseconds))
+                }
+                return
+            } catch let error as KafkaError
+                where error.isRetriable && !error.transactionRequiresAbort && !error.isFatal && attempt < attempts
+            {
+                logger.warning(
+                    "transaction commit not finished; waiting for it again",
+                    metadata: ["kafka.error": "\(error)", "attempt": "\(attempt)", "attempts": "\(attempts)"])
+                attempt += 1
+            }
+        }
     }
 
     /// Aborts the current transaction; its records are never seen by `read_committed` consumers.

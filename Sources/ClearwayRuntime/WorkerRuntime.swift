@@ -86,6 +86,9 @@ final class ProcessingLoop: @unchecked Sendable {
     /// before the loop holds this much; with 1 MB peak RSS rose by about 4 MB (scripts/bench
     /// runtime).
     private static let heldBytesLimit = 262_144
+    /// Calls to end a transaction whose commit times out (it goes on in the background, and a
+    /// call again waits for it) before it is aborted and its records are handled again.
+    private static let commitAttempts = 3
     /// Whether the loop's periodic commit runs in the background: exactly-once, without state
     /// (whose SQLite writes follow the commit) — and so without timers or table changes.
     private var overlapsCommits: Bool { transactional && !runtime.definition.isStateful }
@@ -546,7 +549,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 try beginIfNeeded()
                 try await writeChangelog()
                 try await producer.sendOffsetsToTransaction(offsets, groupMetadata: consumer.groupMetadata())
-                try await producer.commitTransaction()
+                try await producer.commitTransaction(attempts: Self.commitAttempts)
                 inTransaction = false
             } catch {
                 try await recover(fromFailedCommit: error)
@@ -585,7 +588,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 defer { done.set() }
                 let started = ContinuousClock.now
                 try await producer.sendOffsetsToTransaction(offsets, groupMetadata: metadata)
-                try await producer.commitTransaction()
+                try await producer.commitTransaction(attempts: Self.commitAttempts)
                 metrics.committed(since: started)
             }, done
         )

@@ -39,4 +39,43 @@ struct MockClusterTests {
         #expect(values == (0..<100).map(String.init))
         try await consumer.close()
     }
+
+    @Test func aTransactionCommitThatTimesOutIsWaitedForAgainAndLands() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        try cluster.createTopic("decisions", partitions: 1)
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        configuration.transactionalID = "commit-retry"
+        let producer = try KafkaProducer(configuration: configuration, logger: Broker.logger)
+        try await producer.initTransactions()
+        try producer.beginTransaction()
+        try await producer.send(ProducerRecord(topic: "decisions", key: "k", value: Data("decided".utf8)))
+
+        // Every response now takes 600 ms: the flush and EndTxn cannot finish in a 250 ms call.
+        try cluster.setRoundTripTime(.milliseconds(600), broker: 1)
+        await #expect(throws: KafkaError.self) {
+            try await producer.commitTransaction(timeout: .milliseconds(250))
+        }
+        // Called again, it waits for the commit under way, which lands.
+        try await producer.commitTransaction(timeout: .milliseconds(250), attempts: 40)
+        try cluster.setRoundTripTime(.zero, broker: 1)
+        await producer.shutdown()
+
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            groupID: "commit-retry-reader", bootstrapServers: cluster.bootstrapServers)
+        consumerConfiguration.emitEndOfPartition = true
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: Broker.logger)
+        try consumer.assign([
+            TopicPartitionOffset(topic: "decisions", partition: 0, offset: TopicPartitionOffset.beginning)
+        ])
+        let values = try await within(.seconds(30), "the committed record") {
+            var values: [String] = []
+            for try await event in consumer.events {
+                if case .record(let record) = event { values.append(String(decoding: record.value, as: UTF8.self)) }
+                if case .endOfPartition = event, !values.isEmpty { break }
+            }
+            return values
+        }
+        #expect(values == ["decided"])
+        try await consumer.close()
+    }
 }
