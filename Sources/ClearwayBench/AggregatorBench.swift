@@ -65,11 +65,7 @@ struct AggregatorBench: AsyncParsableCommand {
                 TopicPartition(topic: input, partition: $0)
             },
             records: records, servers: servers, logger: logger)
-        print(
-            String(
-                format: "aggregator:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
-                measured.rate / kcatRate,
-                Double(measured.peakRSS) / 1_048_576))
+        print(resultLine("aggregator", measured, kcatRate: kcatRate))
 
         let restore = try await measureRestore(servers: servers, producer: producer, logger: logger)
         await producer.shutdown()
@@ -77,6 +73,7 @@ struct AggregatorBench: AsyncParsableCommand {
         let results: [String: Double] = [
             "records": Double(records), "kcat_pipe_per_s": kcatRate, "aggregator_per_s": measured.rate,
             "aggregator_ratio": measured.rate / kcatRate, "aggregator_peak_rss_bytes": Double(measured.peakRSS),
+            "aggregator_cpu_us_per_record": microseconds(measured.cpuPerRecord),
             "restore_rows": Double(restoreRows), "restore_s": restore,
         ]
         try options.write(results)

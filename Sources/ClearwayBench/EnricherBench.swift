@@ -88,11 +88,7 @@ struct EnricherBench: AsyncParsableCommand {
             latencies = try await measureRedrives(prefix: prefix, producer: producer, servers: servers, logger: logger)
         }
         await producer.shutdown()
-        print(
-            String(
-                format: "enricher:       %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
-                measured.rate / kcatRate,
-                Double(measured.peakRSS) / 1_048_576))
+        print(resultLine("enricher", measured, kcatRate: kcatRate))
         let redrive = median(latencies)
         print(
             String(
@@ -103,6 +99,7 @@ struct EnricherBench: AsyncParsableCommand {
             "records": Double(records), "lines": Double(lineCount), "kcat_pipe_per_s": kcatRate,
             "enricher_per_s": measured.rate, "enricher_ratio": measured.rate / kcatRate,
             "enricher_peak_rss_bytes": Double(measured.peakRSS),
+            "enricher_cpu_us_per_record": microseconds(measured.cpuPerRecord),
             "redrive_median_s": redrive, "redrive_max_s": latencies.max() ?? 0,
         ]
         try options.write(results)

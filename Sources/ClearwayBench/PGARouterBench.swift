@@ -64,14 +64,11 @@ struct PGARouterBench: AsyncParsableCommand {
             partitions: (0..<StandardTopics.ordersEnriched.partitions).map {
                 TopicPartition(topic: prefix + "orders.enriched.v1", partition: $0)
             }, records: records, servers: servers, logger: logger)
-        print(
-            String(
-                format: "pga-router:     %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB", measured.rate,
-                measured.rate / kcatRate,
-                Double(measured.peakRSS) / 1_048_576))
+        print(resultLine("pga-router", measured, kcatRate: kcatRate))
         let results: [String: Double] = [
             "records": Double(records), "kcat_pipe_per_s": kcatRate, "pga_router_per_s": measured.rate,
             "pga_router_ratio": measured.rate / kcatRate, "pga_router_peak_rss_bytes": Double(measured.peakRSS),
+            "pga_router_cpu_us_per_record": microseconds(measured.cpuPerRecord),
         ]
         try options.write(results)
     }
