@@ -20,24 +20,9 @@ struct MockClusterTests {
         try await producer.flush(timeout: .seconds(30))
         await producer.shutdown()
 
-        var consumerConfiguration = KafkaConsumerConfiguration(
-            groupID: "mock-reader", bootstrapServers: cluster.bootstrapServers)
-        consumerConfiguration.emitEndOfPartition = true
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: Broker.logger)
-        try consumer.assign([
-            TopicPartitionOffset(topic: "orders", partition: 0, offset: TopicPartitionOffset.beginning)
-        ])
-        let values = try await within(.seconds(30), "records from the mock cluster") {
-            var values: [String] = []
-            for try await event in consumer.events {
-                if case .record(let record) = event { values.append(String(decoding: record.value, as: UTF8.self)) }
-                if case .endOfPartition = event, values.count >= 100 { break }
-            }
-            return values
-        }
+        let values = try await readValues(of: "orders", from: cluster, atLeast: 100)
         // Every record once, in order: the retries neither duplicated nor reordered anything.
         #expect(values == (0..<100).map(String.init))
-        try await consumer.close()
     }
 
     @Test func aTransactionCommitThatTimesOutIsWaitedForAgainAndLands() async throws {
@@ -60,22 +45,28 @@ struct MockClusterTests {
         try cluster.setRoundTripTime(.zero, broker: 1)
         await producer.shutdown()
 
-        var consumerConfiguration = KafkaConsumerConfiguration(
-            groupID: "commit-retry-reader", bootstrapServers: cluster.bootstrapServers)
-        consumerConfiguration.emitEndOfPartition = true
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: Broker.logger)
-        try consumer.assign([
-            TopicPartitionOffset(topic: "decisions", partition: 0, offset: TopicPartitionOffset.beginning)
-        ])
-        let values = try await within(.seconds(30), "the committed record") {
+        #expect(try await readValues(of: "decisions", from: cluster, atLeast: 1) == ["decided"])
+    }
+
+    /// The values of partition 0 of a mock-cluster topic, read from the beginning (`read_committed`)
+    /// up to its end once at least `count` have come.
+    private func readValues(of topic: String, from cluster: KafkaMockCluster, atLeast count: Int) async throws
+        -> [String]
+    {
+        var configuration = KafkaConsumerConfiguration(
+            groupID: "mock-reader", bootstrapServers: cluster.bootstrapServers)
+        configuration.emitEndOfPartition = true
+        let consumer = try KafkaConsumer(configuration: configuration, logger: Broker.logger)
+        try consumer.assign([TopicPartitionOffset(topic: topic, partition: 0, offset: TopicPartitionOffset.beginning)])
+        let values = try await within(.seconds(30), "\(count) record(s) of \(topic) from the mock cluster") {
             var values: [String] = []
             for try await event in consumer.events {
                 if case .record(let record) = event { values.append(String(decoding: record.value, as: UTF8.self)) }
-                if case .endOfPartition = event, !values.isEmpty { break }
+                if case .endOfPartition = event, values.count >= count { break }
             }
             return values
         }
-        #expect(values == ["decided"])
         try await consumer.close()
+        return values
     }
 }
