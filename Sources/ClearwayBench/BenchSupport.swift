@@ -215,8 +215,8 @@ func microseconds(_ duration: Duration) -> Double { seconds(duration) * 1e6 }
 
 /// A worker benchmark's result line: rate, ratio to the kcat pipe, peak RSS and CPU per record.
 func resultLine(_ name: String, _ measured: WorkerMeasurement, kcatRate: Double) -> String {
-    String(
-        format: "%-15@ %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB  %.1f µs CPU per record",
-        "\(name):" as NSString, measured.rate, measured.rate / kcatRate, Double(measured.peakRSS) / 1_048_576,
-        microseconds(measured.cpuPerRecord))
+    "\(name):".padding(toLength: 15, withPad: " ", startingAt: 0)
+        + String(
+            format: " %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB  %.1f µs CPU per record", measured.rate,
+            measured.rate / kcatRate, Double(measured.peakRSS) / 1_048_576, microseconds(measured.cpuPerRecord))
 }

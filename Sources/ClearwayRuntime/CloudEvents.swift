@@ -39,20 +39,8 @@ enum CloudEvents {
         withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
         hasher.update(bytes: input.value)
         tail.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        let digest = hasher.finalize()
-        return [UInt8](unsafeUninitializedCapacity: idLength) { text, count in
-            digest.withUnsafeBytes { bytes in
-                for index in 0..<(idLength / 2) {
-                    text[2 * index] = hexDigit(bytes[index] >> 4)
-                    text[2 * index + 1] = hexDigit(bytes[index] & 0x0f)
-                }
-            }
-            count = idLength
-        }
+        return idText(hasher.finalize())
     }
-
-    /// Characters in an id: the first 16 bytes of its digest in hex.
-    private static let idLength = 32
 
     /// What an id of an input without a `ce_id` hashes before the input's key: the worker and
     /// the input topic, each followed by a zero byte.
@@ -93,12 +81,21 @@ enum CloudEvents {
         hasher.update(text: outputType)
         hasher.update(text: "\u{0}")
         hasher.update(text: String(outputIndex))
-        return hex(hasher.finalize())
+        return String(decoding: idText(hasher.finalize()), as: UTF8.self)
     }
 
-    /// The id text of a digest: its first 16 bytes in hex.
-    private static func hex(_ digest: SHA256Digest) -> String {
-        digest.withUnsafeBytes { hex(UnsafeRawBufferPointer(rebasing: $0.prefix(idLength / 2))) }
+    /// The id text of a digest, as its UTF-8 bytes: the digest's first 16 bytes in lower-case hex.
+    private static func idText(_ digest: SHA256Digest) -> [UInt8] {
+        let length = 32
+        return [UInt8](unsafeUninitializedCapacity: length) { text, count in
+            digest.withUnsafeBytes { bytes in
+                for index in 0..<(length / 2) {
+                    text[2 * index] = hexDigit(bytes[index] >> 4)
+                    text[2 * index + 1] = hexDigit(bytes[index] & 0x0f)
+                }
+            }
+            count = length
+        }
     }
 
     /// RFC 3339 in UTC with milliseconds (`2026-11-25T12:00:00.123Z`), without Foundation's
@@ -129,19 +126,6 @@ enum CloudEvents {
         append(Int(milliseconds % 1000), width: 3)
         text += "Z"
         return text
-    }
-
-    /// Lower-case hex of bytes.
-    static func hex(_ bytes: some Collection<UInt8>) -> String {
-        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
-            var index = 0
-            for byte in bytes {
-                buffer[index] = hexDigit(byte >> 4)
-                buffer[index + 1] = hexDigit(byte & 0x0f)
-                index += 2
-            }
-            return index
-        }
     }
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {
