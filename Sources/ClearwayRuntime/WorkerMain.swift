@@ -50,8 +50,21 @@ public enum WorkerMain {
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
             let health = RuntimeHealth()
+            let bound = configuration.shutdownTimeout
             let runtime = WorkerRuntime(
-                definition: definition, configuration: configuration, health: health, logger: logger)
+                definition: definition, configuration: configuration, health: health, logger: logger
+            ) { doing in
+                // The bound is a promise to the orchestrator: past it the process ends anyway. What
+                // was not committed is handled again by the partitions' next owner (exactly-once:
+                // the open transaction is aborted; at-least-once: the records come again).
+                let message =
+                    "the graceful stop did not end within CLEARWAY_SHUTDOWN_TIMEOUT_MS (\(bound)) while \(doing); "
+                    + "exiting with 1. Uncommitted work is redone by the partitions' next owner; check that the "
+                    + "brokers answer"
+                logger.critical("\(message)")
+                FileHandle.standardError.write(Data("\(name): \(message)\n".utf8))
+                _exit(1)
+            }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)
             ]

@@ -15,13 +15,18 @@ public final class WorkerRuntime: Service {
     let logger: Logger
     let health: RuntimeHealth
     let metrics: RuntimeMetrics
+    let stopOverrun: (@Sendable (_ doing: String) -> Void)?
 
-    /// Makes the runtime; nothing connects until `run()`.
+    /// Makes the runtime; nothing connects until `run()`. `stopOverrun` is called, with what the
+    /// stop was doing, when a graceful stop has not ended `configuration.shutdownTimeout` after it
+    /// began (a broker that stopped answering holds a commit or the group leave);
+    /// `WorkerMain` ends the process there.
     public init(
         definition: WorkerDefinition, configuration: WorkerConfiguration, health: RuntimeHealth = RuntimeHealth(),
-        logger: Logger
+        logger: Logger, stopOverrun: (@Sendable (_ doing: String) -> Void)? = nil
     ) {
         self.definition = definition
+        self.stopOverrun = stopOverrun
         self.configuration = configuration
         self.health = health
         self.logger = logger
@@ -35,10 +40,15 @@ public final class WorkerRuntime: Service {
             definition.declaredTopics)
         let loop = try ProcessingLoop(runtime: self)
         try await loop.start()
+        let overrun = StopWatchdog()
+        defer { overrun.disarm() }
         try await withGracefulShutdownHandler {
             try await loop.run()
-        } onGracefulShutdown: {
+        } onGracefulShutdown: { [stopOverrun, configuration] in
             loop.requestStop()
+            if let stopOverrun {
+                overrun.arm(after: configuration.shutdownTimeout) { stopOverrun(loop.stopPhase) }
+            }
         }
         health.stopped()
     }
@@ -186,6 +196,11 @@ final class ProcessingLoop: @unchecked Sendable {
 
     func requestStop() { stopRequested.set() }
 
+    /// What a graceful stop is doing, for the message when it overruns its bound.
+    var stopPhase: String { phase.withLock { $0 } }
+    private let phase = Mutex("finishing the poll turn in progress")
+    private func stopping(_ doing: String) { phase.withLock { $0 = doing } }
+
     func start() async throws {
         if !tableReaders.isEmpty {
             // Records are handled against complete reference tables, as Kafka Streams bootstraps
@@ -264,8 +279,11 @@ final class ProcessingLoop: @unchecked Sendable {
                 updateLag()
             }
             // Graceful stop: finish what is in flight, commit it, leave the group.
+            stopping(transactional ? "committing the last transaction" : "flushing outputs and committing offsets")
             try await commit()
+            stopping("leaving the consumer group")
             try await consumer.close()
+            stopping("stopping the reference tables")
             await stopTables()
         } catch {
             logger.error("the processing loop failed", metadata: ["error": "\(error)"])
@@ -274,6 +292,7 @@ final class ProcessingLoop: @unchecked Sendable {
             await producer.shutdown(timeout: .seconds(1))
             throw error
         }
+        stopping("flushing the producer")
         await producer.shutdown(timeout: configuration.shutdownTimeout)
         logger.info("worker stopped", metadata: ["worker": "\(runtime.definition.name)"])
     }
@@ -950,6 +969,20 @@ final class FailureBox: Sendable {
 }
 
 /// A flag one task sets and another reads.
+/// Calls a function once a time has passed, unless disarmed first.
+final class StopWatchdog: Sendable {
+    private let disarmed = AtomicFlag()
+
+    func arm(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(delay / .milliseconds(1)))) {
+            [disarmed] in
+            if !disarmed.isSet { body() }
+        }
+    }
+
+    func disarm() { disarmed.set() }
+}
+
 final class AtomicFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }

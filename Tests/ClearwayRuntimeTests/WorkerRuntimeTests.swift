@@ -328,6 +328,36 @@ struct WorkerRuntimeFaultTests {
         #expect(Set(values) == Set((0..<300).map { "out:\($0)" }))
     }
 
+    @Test func aStopHeldUpByASilentBrokerEndsAtTheBoundAndSaysWhy() async throws {
+        let (cluster, deployment) = try await mockDeployment(brokers: 1)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("stop-\(deployment.name).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        // A commit interval far off keeps the transaction open, so the stop has one to commit.
+        let worker = try WorkerProcess(
+            environment: deployment.environment(
+                instance: "overrun",
+                extra: [
+                    "CLEARWAY_BOOTSTRAP_SERVERS": cluster.bootstrapServers.joined(separator: ","),
+                    "CLEARWAY_SHUTDOWN_TIMEOUT_MS": "2000", "CLEARWAY_COMMIT_INTERVAL_MS": "600000",
+                ]), log: log)
+        // The mock cluster hands a read_committed reader open transactions' records too.
+        _ = try await readAll(
+            topic: deployment.output, partitions: 2, servers: cluster.bootstrapServers, expectAtLeast: 300)
+        try cluster.setRoundTripTime(.seconds(30), broker: 1)
+        let clock = ContinuousClock()
+        let start = clock.now
+        worker.signal(SIGTERM)
+        let status = await worker.waitForExit(limit: .seconds(20))
+        let took = clock.now - start
+        #expect(status == 1)
+        #expect(took >= .seconds(2) && took < .seconds(4), "the stop took \(took)")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(
+            text.contains(
+                "did not end within CLEARWAY_SHUTDOWN_TIMEOUT_MS (2.0 seconds) while committing the last transaction"),
+            "\(text.suffix(600))")
+    }
+
     @Test func exactlyOnceAbortsATransactionWhoseOutputsFailedAndRedoesIt() async throws {
         let (cluster, deployment) = try await mockDeployment(brokers: 1)
         let servers = cluster.bootstrapServers

@@ -59,8 +59,9 @@ public final class WorkerProcess: @unchecked Sendable {
     public let process: Process
 
     /// Starts a worker executable built with the tests (`clearway-test-worker` by default) with
-    /// these environment variables (added to this process's).
-    public init(environment: [String: String], executable: String = "clearway-test-worker") throws {
+    /// these environment variables (added to this process's); its standard error goes to `log`
+    /// when given.
+    public init(environment: [String: String], executable: String = "clearway-test-worker", log: URL? = nil) throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var binary = directory.appendingPathComponent(executable)
         if !FileManager.default.isExecutableFile(atPath: binary.path) {
@@ -73,9 +74,14 @@ public final class WorkerProcess: @unchecked Sendable {
         process = Process()
         process.executableURL = binary
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError =
-            ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil ? FileHandle.standardError : log
+        if let log {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: log)
+        } else {
+            process.standardError =
+                ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil
+                ? FileHandle.standardError : FileHandle(forWritingAtPath: "/dev/null")
+        }
         try process.run()
     }
 
