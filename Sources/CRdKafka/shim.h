@@ -3,9 +3,6 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 /// Produces one message through the array form of rd_kafka_producev (no variadic call from Swift),
 /// to a topic handle the caller keeps (no lookup of the topic by name per message).
@@ -57,16 +54,6 @@ static inline rd_kafka_resp_err_t clearway_produce(rd_kafka_t *rk, rd_kafka_topi
 /// The message's per-message opaque (`_private`), which Swift cannot name.
 static inline void *clearway_message_opaque(const rd_kafka_message_t *message) {
     return message->_private;
-}
-
-/// Limits glibc's allocator to one arena (`M_ARENA_MAX`). Returns 1 when it took the option,
-/// 0 otherwise (or not glibc).
-static inline int clearway_limit_allocator_arenas(void) {
-#if defined(__GLIBC__)
-    return mallopt(M_ARENA_MAX, 1);
-#else
-    return 0;
-#endif
 }
 
 #endif

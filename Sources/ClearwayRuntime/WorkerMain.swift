@@ -1,5 +1,4 @@
 import ArgumentParser
-import ClearwayKafka
 import Foundation
 import Logging
 import Metrics
@@ -9,13 +8,6 @@ import ServiceLifecycle
 /// What a worker executable's `main` calls: JSON logs, Prometheus metrics, the runtime and the
 /// HTTP endpoint in one `ServiceGroup` that stops gracefully on SIGTERM / SIGINT.
 public enum WorkerMain {
-    /// What a worker's `main.swift` calls first, before its first `await`, while the process has
-    /// one thread: the settings that must come before threads start. One allocator arena
-    /// (`KafkaAllocator.useOneArena`); set later, threads started before keep arenas of their own.
-    public static func prepareProcess() {
-        KafkaAllocator.useOneArena()
-    }
-
     /// Runs a worker until it is told to stop. Exits the process with 1 and a message on a
     /// configuration or start-up error.
     public static func run(

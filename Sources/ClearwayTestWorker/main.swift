@@ -4,7 +4,6 @@ import Foundation
 
 // The runtime's process-level tests (kill -9, SIGTERM, rebalances) start this worker, and
 // `scripts/bench runtime` runs it as its pass-through worker (CLEARWAY_TEST_PASS_THROUGH=true).
-WorkerMain.prepareProcess()
 let environment = ProcessInfo.processInfo.environment
 await WorkerMain.run(
     EchoHandler.definition(

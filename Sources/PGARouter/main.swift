@@ -3,7 +3,6 @@ import ClearwayWorkers
 import Logging
 
 // The pga-router: orders.enriched.v1 → orders.screened.v1 (lanes, flags, exclusions, reasons).
-WorkerMain.prepareProcess()
 await WorkerMain.run(name: PGARouterHandler.name, defaultHTTPPort: 9102) { environment in
     let references = try ScreeningReferences(
         sources: ScreeningSources.fromEnvironment(environment), logger: Logger(label: "clearway.pga-router"))

@@ -104,13 +104,3 @@ func closedPort() throws -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))  // bound, never listening, closed on return
 }
-
-struct AllocatorTests {
-    @Test func oneArenaIsSetUnlessTheProcessChoseItsOwnMallocTunables() {
-        #expect(!KafkaAllocator.useOneArena(environment: ["GLIBC_TUNABLES": "glibc.malloc.arena_max=4"]))
-        #if canImport(Glibc)
-            #expect(KafkaAllocator.useOneArena(environment: ["GLIBC_TUNABLES": "glibc.rtld.nns=2"]))
-            #expect(KafkaAllocator.useOneArena(environment: [:]))
-        #endif
-    }
-}
