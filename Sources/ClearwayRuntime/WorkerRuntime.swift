@@ -968,7 +968,6 @@ final class FailureBox: Sendable {
     var error: (any Error)? { value.withLock { $0 } }
 }
 
-/// A flag one task sets and another reads.
 /// Calls a function once a time has passed, unless disarmed first.
 final class StopWatchdog: Sendable {
     private let disarmed = AtomicFlag()
@@ -983,6 +982,7 @@ final class StopWatchdog: Sendable {
     func disarm() { disarmed.set() }
 }
 
+/// A flag one task sets and another reads.
 final class AtomicFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
