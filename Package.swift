@@ -102,7 +102,7 @@ let package = Package(
             name: "ClearwayBench",
             dependencies: [
                 "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers", "ClearwayDomain", "ClearwayFleet",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Helpers the test targets share: the local broker, time bounds, probes.

@@ -3,6 +3,7 @@ import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
 import ClearwayRuntime
+import ClearwayTestSupport
 import Foundation
 import Logging
 

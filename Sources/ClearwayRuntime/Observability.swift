@@ -61,6 +61,9 @@ struct RuntimeMetrics: Sendable {
     let handlerDuration: Metrics.Timer
     let commitDuration: Metrics.Timer
     let endToEndLag: Metrics.Recorder
+    /// Seconds the loop waited for its next records: its share of the time (`rate()`) says
+    /// whether a worker waits on its inputs or is busy, as Kafka Streams' `poll-ratio` does.
+    let pollWait: Metrics.FloatingPointCounter
     let worker: String
 
     init(worker: String) {
@@ -77,10 +80,16 @@ struct RuntimeMetrics: Sendable {
         commitDuration = Metrics.Timer(
             label: "clearway_commit_duration_seconds", dimensions: labels, preferredDisplayUnit: .seconds)
         endToEndLag = Metrics.Recorder(label: "clearway_end_to_end_lag_seconds", dimensions: labels, aggregate: false)
+        pollWait = Metrics.FloatingPointCounter(label: "clearway_poll_wait_seconds_total", dimensions: labels)
     }
 
     func handled(since start: ContinuousClock.Instant) {
         handlerDuration.record(since: start)
+    }
+
+    func polled(since start: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        pollWait.increment(by: Double(seconds) + Double(attoseconds) / 1e18)
     }
 
     func committed(since start: ContinuousClock.Instant) {

@@ -233,7 +233,9 @@ final class ProcessingLoop: @unchecked Sendable {
     func run() async throws {
         do {
             while !stopRequested.isSet && !Task.isCancelled {
+                let pollStarted = ContinuousClock.now
                 guard let events = try await consumer.poll() else { break }
+                metrics.polled(since: pollStarted)
                 if let failure = tableFailure.error { throw failure }
                 runtime.health.pollTurned()
                 // These events were fetched before any rewind from here on (a failed background

@@ -8,6 +8,10 @@ import Testing
 @testable import ClearwayKafka
 @testable import ClearwayRuntime
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// A deployment of the echo worker on its own topic prefix.
 struct EchoDeployment {
     let prefix = "t\(UUID().uuidString.prefix(6).lowercased())."
@@ -188,6 +192,48 @@ struct WorkerRuntimeTests {
             TopicPartition(topic: deployment.input, partition: 1),
         ])
         #expect(committed.map(\.offset).reduce(0, +) == 500)
+    }
+
+    @Test func healthReadinessAndMetricsAreServedOverHTTP() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        try await deployment.createTopics()
+        try await deployment.produce((0..<200).map { ("k\($0 % 10)", "v\($0)", []) })
+        let port = try freePort()
+        let worker = try WorkerProcess(
+            environment: deployment.environment(instance: "http", extra: ["CLEARWAY_HTTP_PORT": String(port)]))
+        _ = try await readAll(
+            topic: deployment.output, partitions: 2, servers: Broker.bootstrapServers, expectAtLeast: 200)
+
+        func get(_ path: String) async throws -> (status: Int, body: String) {
+            let (data, response) = try await URLSession.shared.data(
+                from: URL(string: "http://127.0.0.1:\(port)/\(path)")!)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        }
+        #expect(try await get("healthz").status == 200)
+        // Ready once assigned, restored and caught up; the statistics that report lag come every 5 s.
+        let deadline = ContinuousClock.now + .seconds(20)
+        var readiness = try await get("readyz")
+        while readiness.status != 200, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(250))
+            readiness = try await get("readyz")
+        }
+        #expect(readiness.status == 200, "\(readiness.body)")
+
+        let metrics = try await get("metrics")
+        #expect(metrics.status == 200)
+        let label = "{worker=\"\(deployment.name)\"}"
+        func value(_ name: String) -> Double? {
+            metrics.body.split(separator: "\n").first { $0.hasPrefix(name + label + " ") }
+                .flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect(value("clearway_records_in_total") == 200)
+        #expect(value("clearway_records_out_total") == 200)
+        #expect(value("clearway_handler_duration_seconds_count") == 200)
+        #expect(value("clearway_dlq_records_total") ?? 0 == 0)
+        #expect((value("clearway_poll_wait_seconds_total") ?? 0) > 0, "\(metrics.body.prefix(2000))")
+        #expect((value("clearway_commit_duration_seconds_count") ?? 0) >= 1)
+        worker.signal(SIGTERM)
+        #expect(await worker.waitForExit(limit: .seconds(15)) == 0)
     }
 
     @Test func scalingFromOneToThreeToTwoInstancesLosesAndDoublesNothing() async throws {
