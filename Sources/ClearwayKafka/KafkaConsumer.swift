@@ -330,11 +330,11 @@ private final class PollState: @unchecked Sendable {
         carried = []
         // Room for a full turn at once: grown by doubling, the array was copied about ten times
         // a turn (scripts/bench runtime, perf: about 1 % of a pass-through worker's CPU).
-        events.reserveCapacity(batchSize)
         var timeout: Int32 = events.isEmpty ? 100 : 0
         while events.count < batchSize {
             let message = rd_kafka_consumer_poll(client.handle, timeout)
             guard let message else { break }
+            if events.isEmpty { events.reserveCapacity(batchSize) }  // not on the idle turns
             defer { rd_kafka_message_destroy(message) }
             if message.pointee.err == RD_KAFKA_RESP_ERR__FATAL {
                 let error = client.fatalError() ?? KafkaError.result(message.pointee.err)

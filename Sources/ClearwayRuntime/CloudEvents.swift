@@ -12,12 +12,23 @@ enum CloudEvents {
     static func id(worker: String, input: InputRecord, inputTopic: String, outputIndex: Int, outputType: String)
         -> String
     {
+        String(
+            decoding: idBytes(
+                worker: worker, input: input, inputTopic: inputTopic, outputIndex: outputIndex,
+                outputType: outputType),
+            as: UTF8.self)
+    }
+
+    /// `id(worker:input:inputTopic:outputIndex:outputType:)` as the bytes of its `ce_id` header.
+    static func idBytes(worker: String, input: InputRecord, inputTopic: String, outputIndex: Int, outputType: String)
+        -> [UInt8]
+    {
         guard let inputID = input.headers.first(named: "ce_id") else {
-            return id(
+            return idBytes(
                 head: idHead(worker: worker, inputTopic: inputTopic), input: input,
                 tail: idTail(outputIndex: outputIndex, outputType: outputType))
         }
-        return id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
+        return idBytes(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
             hasher.update(text: inputID)
         }
     }
@@ -54,25 +65,27 @@ enum CloudEvents {
         [0] + Array(outputType.utf8) + [0] + Array(String(outputIndex).utf8)
     }
 
-    /// The id of an output of a timer firing: from the partition, the timer and its due time.
-    static func id(worker: String, timer: String, partition: Int32, due: Int64, outputIndex: Int, outputType: String)
-        -> String
-    {
-        id(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
+    /// The `ce_id` bytes of an output of a timer firing: from the partition, the timer and its due
+    /// time.
+    static func idBytes(
+        worker: String, timer: String, partition: Int32, due: Int64, outputIndex: Int, outputType: String
+    ) -> [UInt8] {
+        idBytes(worker: worker, outputIndex: outputIndex, outputType: outputType) { hasher in
             hasher.update(text: "timer\u{0}\(partition)\u{0}\(timer)\u{0}\(due)")
         }
     }
 
-    /// The id of an output whose handler named what it derives from (`OutputRecord.idSeed`).
-    static func id(worker: String, seed: String, outputType: String) -> String {
-        id(worker: worker, outputIndex: 0, outputType: outputType) { hasher in
+    /// The `ce_id` bytes of an output whose handler named what it derives from
+    /// (`OutputRecord.idSeed`).
+    static func idBytes(worker: String, seed: String, outputType: String) -> [UInt8] {
+        idBytes(worker: worker, outputIndex: 0, outputType: outputType) { hasher in
             hasher.update(text: "seed\u{0}\(seed)")
         }
     }
 
-    private static func id(
+    private static func idBytes(
         worker: String, outputIndex: Int, outputType: String, identity: (inout SHA256) -> Void
-    ) -> String {
+    ) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(text: worker)
         hasher.update(text: "\u{0}")
@@ -81,7 +94,7 @@ enum CloudEvents {
         hasher.update(text: outputType)
         hasher.update(text: "\u{0}")
         hasher.update(text: String(outputIndex))
-        return String(decoding: idText(hasher.finalize()), as: UTF8.self)
+        return idText(hasher.finalize())
     }
 
     /// The id text of a digest, as its UTF-8 bytes: the digest's first 16 bytes in lower-case hex.

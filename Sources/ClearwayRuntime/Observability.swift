@@ -88,8 +88,7 @@ struct RuntimeMetrics: Sendable {
     }
 
     func polled(since start: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (ContinuousClock.now - start).components
-        pollWait.increment(by: Double(seconds) + Double(attoseconds) / 1e18)
+        pollWait.increment(by: (ContinuousClock.now - start) / .seconds(1))
     }
 
     func committed(since start: ContinuousClock.Instant) {

@@ -65,18 +65,21 @@ public enum WorkerMain {
                 FileHandle.standardError.write(Data("\(name): \(message)\n".utf8))
                 _exit(1)
             }
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)
-            ]
+            // The group stops its services last to first: the runtime, listed last, starts its stop
+            // (and its bound) at the signal, and `/healthz` answers while it stops.
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             if configuration.httpPort > 0 {
                 services.append(
                     .init(
                         service: ObservabilityServer(
                             port: configuration.httpPort, registry: registry, health: health, logger: logger)))
             }
+            services.append(.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup))
             var groupConfiguration = ServiceGroupConfiguration(
                 services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+            // A backstop after the runtime's own bound, which ends the process with the step it was
+            // held up in: cancelled at the same moment, the loop would fail with a less useful error.
+            groupConfiguration.maximumGracefulShutdownDuration = bound + .seconds(5)
             try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             logger.critical("worker failed", metadata: ["error": "\(error)"])

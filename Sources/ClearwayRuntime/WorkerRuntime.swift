@@ -39,10 +39,12 @@ public final class WorkerRuntime: Service {
         try await TopicAdministration(configuration: configuration, logger: logger).requireTopics(
             definition.declaredTopics)
         let loop = try ProcessingLoop(runtime: self)
-        try await loop.start()
         let overrun = StopWatchdog()
         defer { overrun.disarm() }
+        // A stop asked for while starting (reference tables loading, `initTransactions`) waits for
+        // the start and then ends the loop at once; the bound runs from the signal either way.
         try await withGracefulShutdownHandler {
+            try await loop.start()
             try await loop.run()
         } onGracefulShutdown: { [stopOverrun, configuration] in
             loop.requestStop()
@@ -57,7 +59,7 @@ public final class WorkerRuntime: Service {
 /// The poll → handle → publish loop; owned by one task.
 final class ProcessingLoop: @unchecked Sendable {
     // @unchecked: every mutable field is used only by the task running `run()`; `stopRequested`
-    // is the one field another task touches, and it is atomic. For the same reason the fields
+    // and `phase` are the fields other threads touch, and each is behind its own lock. For the same reason the fields
     // skip Swift's run-time exclusivity checks (`@exclusivity(unchecked)`): with one owner no two
     // accesses can overlap, and on the per-record path they add up (perf, scripts/bench
     // runtime: about 5 % of the loop's time).
@@ -198,7 +200,7 @@ final class ProcessingLoop: @unchecked Sendable {
 
     /// What a graceful stop is doing, for the message when it overruns its bound.
     var stopPhase: String { phase.withLock { $0 } }
-    private let phase = Mutex("finishing the poll turn in progress")
+    private let phase = Mutex("finishing the work under way (a poll turn, or a periodic commit)")
     private func stopping(_ doing: String) { phase.withLock { $0 = doing } }
 
     func start() async throws {
@@ -375,10 +377,8 @@ final class ProcessingLoop: @unchecked Sendable {
     private func outputID(of record: InputRecord, inputTopic: String, index: Int, type: String) -> [UInt8] {
         let worker = runtime.definition.name
         guard record.headers.isEmpty || record.headers.first(named: "ce_id") == nil else {
-            return Array(
-                CloudEvents.id(
-                    worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type
-                ).utf8)
+            return CloudEvents.idBytes(
+                worker: worker, input: record, inputTopic: inputTopic, outputIndex: index, outputType: type)
         }
         if idHead?.topic != inputTopic {
             idHead = (inputTopic, CloudEvents.idHead(worker: worker, inputTopic: inputTopic))
@@ -423,7 +423,7 @@ final class ProcessingLoop: @unchecked Sendable {
         for (index, output) in outputs.enumerated() {
             let ceID =
                 output.idSeed.map {
-                    Array(CloudEvents.id(worker: runtime.definition.name, seed: $0, outputType: output.type).utf8)
+                    CloudEvents.idBytes(worker: runtime.definition.name, seed: $0, outputType: output.type)
                 } ?? id(index, output.type)
             var headers: [KafkaHeader] = []
             headers.reserveCapacity(headerCache.constant.count + output.headers.count + 4)
@@ -847,11 +847,9 @@ final class ProcessingLoop: @unchecked Sendable {
                     key: key, payload: payload, context: context)
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
                 try await emit(outputs, traceparent: nil) { index, type in
-                    Array(
-                        CloudEvents.id(
-                            worker: runtime.definition.name, timer: key, partition: partition, due: due,
-                            outputIndex: index, outputType: type
-                        ).utf8)
+                    CloudEvents.idBytes(
+                        worker: runtime.definition.name, timer: key, partition: partition, due: due,
+                        outputIndex: index, outputType: type)
                 }
                 if uncommittedRecords == 0 { batchStarted = .now }
                 uncommittedRecords += 1
@@ -874,10 +872,8 @@ final class ProcessingLoop: @unchecked Sendable {
                 inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
             let outputs = try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context)
             try await emit(outputs, traceparent: nil) { index, type in
-                Array(
-                    CloudEvents.id(
-                        worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type
-                    ).utf8)
+                CloudEvents.idBytes(
+                    worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type)
             }
             if uncommittedRecords == 0 { batchStarted = .now }
             uncommittedRecords += 1

@@ -378,13 +378,16 @@ struct WorkerRuntimeFaultTests {
         let (cluster, deployment) = try await mockDeployment(brokers: 1)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("stop-\(deployment.name).log")
         defer { try? FileManager.default.removeItem(at: log) }
-        // A commit interval far off keeps the transaction open, so the stop has one to commit.
+        // A commit interval far off keeps the transaction open, so the stop has one to commit; the
+        // HTTP endpoint on, as deployed (the group then stops two services).
+        let port = try freePort()
         let worker = try WorkerProcess(
             environment: deployment.environment(
                 instance: "overrun",
                 extra: [
                     "CLEARWAY_BOOTSTRAP_SERVERS": cluster.bootstrapServers.joined(separator: ","),
                     "CLEARWAY_SHUTDOWN_TIMEOUT_MS": "2000", "CLEARWAY_COMMIT_INTERVAL_MS": "600000",
+                    "CLEARWAY_HTTP_PORT": String(port),
                 ]), log: log)
         // The mock cluster hands a read_committed reader open transactions' records too.
         _ = try await readAll(

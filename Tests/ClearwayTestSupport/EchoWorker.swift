@@ -74,14 +74,15 @@ public final class WorkerProcess: @unchecked Sendable {
         process = Process()
         process.executableURL = binary
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        if let log {
+        let logFile = try log.map { log in
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            process.standardError = try FileHandle(forWritingTo: log)
-        } else {
-            process.standardError =
-                ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil
-                ? FileHandle.standardError : FileHandle(forWritingAtPath: "/dev/null")
+            return try FileHandle(forWritingTo: log)
         }
+        defer { try? logFile?.close() }  // the child has its own copy once started
+        process.standardError =
+            logFile
+            ?? (ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil
+                ? FileHandle.standardError : FileHandle(forWritingAtPath: "/dev/null"))
         try process.run()
     }
 
