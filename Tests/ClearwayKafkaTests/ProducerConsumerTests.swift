@@ -129,4 +129,50 @@ struct ProducerConsumerTests {
         await producer.shutdown()
         try await consumer.close()
     }
+
+    /// The consumer reads a turn ahead of its reader; a seek must drop what was read ahead from the
+    /// sought partition (else records from before the new position would come after it) and keep
+    /// what was read ahead from the others (else they would be lost).
+    @Test func aSeekDropsWhatWasReadAheadFromThatPartitionAndKeepsTheRest() async throws {
+        let topic = Broker.uniqueTopic("readahead")
+        try await Broker.createTopic(topic, partitions: 2)
+        let producer = try Broker.producer()
+        for index in 0..<300 {
+            try await producer.send(
+                ProducerRecord(topic: topic, partition: Int32(index % 2), value: Data("\(index)".utf8)))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+        let consumer = try Broker.consumer(group: Broker.uniqueTopic("readahead-group")) { $0.pollBatchSize = 100 }
+        try consumer.assign(
+            (0..<2).map { TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning) })
+        // Both partitions fetched into librdkafka's queue before the first turn.
+        try await Task.sleep(for: .seconds(1))
+        var before: [ConsumerRecord] = []
+        while before.isEmpty {
+            guard let events = try await consumer.poll() else { break }
+            for case .record(let record) in events { before.append(record) }
+        }
+        // Let the next turn be read ahead: 100 records, the first partition's last 50 and 50 of
+        // the other's (librdkafka hands out a fetched batch in order). Then go back on the first.
+        try await Task.sleep(for: .milliseconds(500))
+        let sought = before[0].partition
+        try await consumer.seek([TopicPartitionOffset(topic: topic, partition: sought, offset: 10)])
+        let restOfOther = 150 - before.filter { $0.partition != sought }.count
+        let after = try await within(.seconds(30), "the records after the seek") {
+            var after: [ConsumerRecord] = []
+            while after.filter({ $0.partition == sought }).count < 140
+                || after.filter({ $0.partition != sought }).count < restOfOther
+            {
+                try Task.checkCancellation()
+                guard let events = try await consumer.poll() else { break }
+                for case .record(let record) in events { after.append(record) }
+            }
+            return after
+        }
+        #expect(after.filter { $0.partition == sought }.map(\.offset) == Array(10..<150))
+        let other = (before + after).filter { $0.partition != sought }.map(\.offset)
+        #expect(other == Array(0..<150))
+        try await consumer.close()
+    }
 }
