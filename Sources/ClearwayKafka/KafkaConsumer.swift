@@ -39,9 +39,8 @@ public struct PartitionRevocation: Sendable {
 /// to the application before the partitions go, manual offset store and commit, pause / resume,
 /// seek, committed offsets, positions, group metadata for transactions, and statistics.
 ///
-/// Read it through `events`. A dedicated queue runs librdkafka's blocking poll, one turn ahead of
-/// the reader, so fetching the next records overlaps the work on these; commits and other blocking
-/// calls run on a second queue, so a commit can happen while a revoke is held.
+/// Read it through `events`. A dedicated queue runs librdkafka's blocking poll; commits and other
+/// blocking calls run on a second one, so a commit can happen while a revoke is held.
 public final class KafkaConsumer: Sendable {
     private let client: RDKafkaClient
     private let poll: PollState
@@ -52,17 +51,13 @@ public final class KafkaConsumer: Sendable {
 
     /// Creates the consumer; throws `KafkaError.Code.configuration` for a bad property.
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws {
-        let pollQueue = DispatchQueue(label: "clearway.kafka.consumer.poll")
-        let poll = PollState(
-            revokeTimeout: configuration.revokeTimeout, batchSize: configuration.pollBatchSize, queue: pollQueue,
-            logger: logger)
+        let poll = PollState(revokeTimeout: configuration.revokeTimeout, logger: logger)
         let context = ClientContext(logger: logger, onRebalance: { poll.rebalance($0, $1, $2) })
         self.client = try RDKafkaClient(
             type: RD_KAFKA_CONSUMER, properties: configuration.librdkafkaProperties, context: context)
         rd_kafka_poll_set_consumer(client.handle)
-        poll.attach(client)
         self.poll = poll
-        self.pollQueue = pollQueue
+        self.pollQueue = DispatchQueue(label: "clearway.kafka.consumer.poll")
         self.blocking = BlockingQueue(label: "clearway.kafka.consumer")
         self.configuration = configuration
         self.logger = logger
@@ -115,12 +110,16 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// One poll turn: up to `pollBatchSize` events (those read ahead since the last call if any,
-    /// else waiting at most 100 ms for the first); an empty array when nothing came, `nil` once the
-    /// consumer is closed. For loops that must act on time
+    /// One poll turn: up to `pollBatchSize` events, waiting at most 100 ms for the first; an empty
+    /// array when nothing came, `nil` once the consumer is closed. For loops that must act on time
     /// as well as on events; `events` suits the rest.
     public func poll() async throws -> [KafkaConsumerEvent]? {
-        try await poll.next()
+        let client = self.client
+        let poll = self.poll
+        let batchSize = configuration.pollBatchSize
+        return try await withCheckedThrowingContinuation { continuation in
+            pollQueue.async { poll.pollBatch(client: client, into: continuation, batchSize: batchSize) }
+        }
     }
 
     // MARK: Offsets
@@ -195,7 +194,6 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// The next offset this consumer will read per partition (`invalidOffset` before the first).
-    /// Records read ahead and not yet handed out count as read.
     public func positions(_ partitions: [TopicPartition]) throws -> [TopicPartitionOffset] {
         try withTopicPartitionList(partitions) { list in
             let err = rd_kafka_position(client.handle, list)
@@ -213,19 +211,15 @@ public final class KafkaConsumer: Sendable {
         return try [TopicPartitionOffset](list).map(\.topicPartition).sorted()
     }
 
-    /// Moves the read position of assigned partitions. Records of these partitions read ahead are
-    /// dropped: every record of them handed out after this returns is from the new position.
+    /// Moves the read position of assigned partitions.
     public func seek(_ offsets: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws {
         let client = self.client
-        let poll = self.poll
         try await blocking.run {
-            try poll.seeking(offsets.map(\.topicPartition)) {
-                try withTopicPartitionList(offsets) { list in
-                    if let error = rd_kafka_seek_partitions(client.handle, list, Int32(timeout.milliseconds)) {
-                        throw KafkaError.consuming(error, context: "seek \(offsets)")
-                    }
-                    _ = try [TopicPartitionOffset](list, checkErrors: true)
+            try withTopicPartitionList(offsets) { list in
+                if let error = rd_kafka_seek_partitions(client.handle, list, Int32(timeout.milliseconds)) {
+                    throw KafkaError.consuming(error, context: "seek \(offsets)")
                 }
+                _ = try [TopicPartitionOffset](list, checkErrors: true)
             }
         }
     }
@@ -300,191 +294,68 @@ public final class KafkaConsumer: Sendable {
     }
 }
 
-/// What the poll queue works with: it reads one poll turn ahead of the reader, so librdkafka's
-/// poll and the copying of messages into records overlap the application's work on the turn
-/// before (scripts/bench runtime: a pass-through worker's loop otherwise waited for the poll about
-/// a third of its time).
-///
-/// `@unchecked Sendable`: `turn`, `isClosed` and the topic names are touched only on the consumer's
-/// serial poll queue (in `readTurn` and in the rebalance callback it serves); `shared` is a mutex,
-/// `closing` is atomic, and `popping` is a lock.
+/// What the poll queue works with. `@unchecked Sendable`: every field but `closing` is touched
+/// only on the consumer's serial poll queue (in `pollBatch` and in the rebalance callback it
+/// serves); `closing` is atomic.
 private final class PollState: @unchecked Sendable {
-    private struct Shared {
-        /// Events read ahead, not yet handed out.
-        var ready: [KafkaConsumerEvent] = []
-        /// The reader waiting for events, if one is.
-        var reader: CheckedContinuation<[KafkaConsumerEvent]?, any Error>?
-        /// Whether a turn is running or queued on the poll queue.
-        var turnRunning = false
-        var failure: (any Error)?
-        var finished = false
-        /// The last revoke handed over, acknowledged by `beginClosing` if it is still held.
-        var revocation: PartitionRevocation?
-    }
-
     private let revokeTimeout: Duration
-    private let batchSize: Int
     private let logger: Logger
-    private let queue: DispatchQueue
-    private let shared = Mutex(Shared())
     private let closing = Atomic<Bool>(false)
-    /// Held while the poll queue takes messages from librdkafka (released while a revoke waits for
-    /// its acknowledgement), so `seek` can drop what was read ahead knowing that every message
-    /// taken after it is from the new position.
-    private let popping = NSLock()
-    private var client: RDKafkaClient?
     private var isClosed = false
-    /// The turn's events not yet handed over; empty whenever `popping` is free.
-    private var turn: [KafkaConsumerEvent] = []
+    private var pending: CheckedContinuation<[KafkaConsumerEvent]?, any Error>?
+    private var events: [KafkaConsumerEvent] = []
+    /// Events that arrived after a revoke resumed the reader early; handed out next time.
+    private var carried: [KafkaConsumerEvent] = []
     private var topicNames: [OpaquePointer: String] = [:]
     private var lastTopic: (handle: OpaquePointer, name: String)?
 
-    init(revokeTimeout: Duration, batchSize: Int, queue: DispatchQueue, logger: Logger) {
+    init(revokeTimeout: Duration, logger: Logger) {
         self.revokeTimeout = revokeTimeout
-        self.batchSize = batchSize
-        self.queue = queue
         self.logger = logger
     }
 
-    /// Set once, before the first turn.
-    func attach(_ client: RDKafkaClient) { self.client = client }
+    func beginClosing() { closing.store(true, ordering: .releasing) }
+    func closed() { isClosed = true }
 
-    /// The next events: those read ahead if there are any, else the next turn's (an empty array
-    /// when nothing came in 100 ms); `nil` once the consumer is closed. Starts reading the turn
-    /// after.
-    func next() async throws -> [KafkaConsumerEvent]? {
-        enum Action {
-            case give([KafkaConsumerEvent]?, startTurn: Bool)
-            case fail(any Error)
-            case wait(startTurn: Bool)
-        }
-        return try await withCheckedThrowingContinuation { continuation in
-            let action = shared.withLock { shared -> Action in
-                if !shared.ready.isEmpty {
-                    let events = shared.ready
-                    shared.ready = []
-                    let start = !shared.turnRunning && !shared.finished && shared.failure == nil
-                    if start { shared.turnRunning = true }
-                    return .give(events, startTurn: start)
-                }
-                if let failure = shared.failure { return .fail(failure) }
-                if shared.finished { return .give(nil, startTurn: false) }
-                shared.reader = continuation
-                let start = !shared.turnRunning
-                if start { shared.turnRunning = true }
-                return .wait(startTurn: start)
-            }
-            switch action {
-            case .give(let events, let start):
-                continuation.resume(returning: events)
-                if start { queue.async { self.readTurn() } }
-            case .fail(let error):
-                continuation.resume(throwing: error)
-            case .wait(let start):
-                if start { queue.async { self.readTurn() } }
-            }
-        }
-    }
-
-    func beginClosing() {
-        closing.store(true, ordering: .releasing)
-        // A revoke read ahead and never handed out holds the poll queue, which `close` needs.
-        shared.withLock { $0.revocation }?.acknowledge()
-    }
-
-    /// On the poll queue, after `rd_kafka_consumer_close`.
-    func closed() {
-        isClosed = true
-        let reader = shared.withLock { shared in
-            shared.finished = true
-            shared.ready = []
-            defer { shared.reader = nil }
-            return shared.reader
-        }
-        reader?.resume(returning: nil)
-    }
-
-    /// Drops what was read ahead from these partitions. Runs `seek` while the poll queue is not
-    /// taking messages, so nothing read from before the new position comes after it.
-    func seeking<T>(_ partitions: [TopicPartition], _ seek: () throws -> T) rethrows -> T {
-        popping.lock()
-        defer { popping.unlock() }
-        let sought = Set(partitions)
-        shared.withLock { shared in
-            shared.ready.removeAll { event in
-                switch event {
-                case .record(let record):
-                    return sought.contains(TopicPartition(topic: record.topic, partition: record.partition))
-                case .endOfPartition(let end):
-                    return sought.contains(end.topicPartition)
-                default:
-                    return false
-                }
-            }
-        }
-        return try seek()
-    }
-
-    /// One poll turn on the poll queue: up to `batchSize` events, waiting at most 100 ms for the
-    /// first; handed to the waiting reader, else kept for the next one.
-    private func readTurn() {
-        guard let client else { return }
-        popping.lock()
-        defer { popping.unlock() }
+    /// One poll turn: up to `batchSize` events, waiting at most 100 ms for the first.
+    func pollBatch(
+        client: RDKafkaClient, into continuation: CheckedContinuation<[KafkaConsumerEvent]?, any Error>, batchSize: Int
+    ) {
         if isClosed {
-            closed()
+            continuation.resume(returning: nil)
             return
         }
-        var timeout: Int32 = 100
-        while turn.count < batchSize {
-            guard let message = rd_kafka_consumer_poll(client.handle, timeout) else { break }
-            // Room for a full turn at once (grown by doubling, the array was copied about ten
-            // times a turn: perf, about 1 % of a pass-through worker's CPU); none on idle turns.
-            if turn.isEmpty { turn.reserveCapacity(batchSize) }
+        pending = continuation
+        events = carried
+        carried = []
+        // Room for a full turn at once: grown by doubling, the array was copied about ten times
+        // a turn (scripts/bench runtime, perf: about 1 % of a pass-through worker's CPU).
+        var timeout: Int32 = events.isEmpty ? 100 : 0
+        while events.count < batchSize {
+            let message = rd_kafka_consumer_poll(client.handle, timeout)
+            guard let message else { break }
+            if events.isEmpty { events.reserveCapacity(batchSize) }  // not on the idle turns
             defer { rd_kafka_message_destroy(message) }
             if message.pointee.err == RD_KAFKA_RESP_ERR__FATAL {
                 let error = client.fatalError() ?? KafkaError.result(message.pointee.err)
+                if let pending { pending.resume(throwing: error) }
+                pending = nil
                 isClosed = true
-                hand(over: turn, endingTurn: true, failure: error)
-                turn = []
                 return
             }
-            turn.append(makeEvent(message))
+            let event = makeEvent(message)
+            if pending == nil {
+                carried.append(event)  // the reader was already resumed by a revoke
+                break
+            }
+            events.append(event)
             timeout = 0
         }
-        let events = turn
-        turn = []
-        if hand(over: events, endingTurn: true) { queue.async { self.readTurn() } }
-    }
-
-    /// Gives these events to the waiting reader (after any read ahead before them), or keeps them
-    /// for the next. Returns whether to read the next turn ahead: when this ends a turn that a
-    /// reader was waiting for.
-    @discardableResult
-    private func hand(over events: [KafkaConsumerEvent], endingTurn: Bool, failure: (any Error)? = nil) -> Bool {
-        let (reader, batch, again) = shared.withLock {
-            shared -> (CheckedContinuation<[KafkaConsumerEvent]?, any Error>?, [KafkaConsumerEvent], Bool) in
-            if let failure { shared.failure = failure }
-            if endingTurn { shared.turnRunning = false }
-            guard let reader = shared.reader else {
-                if shared.ready.isEmpty { shared.ready = events } else { shared.ready += events }
-                return (nil, [], false)
-            }
-            shared.reader = nil
-            let batch = shared.ready.isEmpty ? events : shared.ready + events
-            shared.ready = []
-            let again = endingTurn && shared.failure == nil
-            if again { shared.turnRunning = true }
-            return (reader, batch, again)
+        if let pending {
+            pending.resume(returning: events)
+            self.pending = nil
         }
-        if let reader {
-            if batch.isEmpty, let failure {
-                reader.resume(throwing: failure)
-            } else {
-                reader.resume(returning: batch)
-            }
-        }
-        return again
+        events = []
     }
 
     /// librdkafka's rebalance callback, served inside `rd_kafka_consumer_poll` on the poll queue.
@@ -504,27 +375,22 @@ private final class PollState: @unchecked Sendable {
                 _ = rd_kafka_assign(rk, list)
             }
             logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions)"])
-            turn.append(.partitionsAssigned(partitions))
+            events.append(.partitionsAssigned(partitions))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(rk) != 0
-            if !closing.load(ordering: .acquiring) {
-                // Hand the revoke over now, with what came before it, and hold the partitions
-                // until the reader has committed. The reader may `seek` meanwhile: nothing is
-                // being taken from librdkafka while this waits.
+            if !closing.load(ordering: .acquiring), let pending {
+                // Hand the revoke to the reader now, with what came before it, and hold the
+                // partitions until it has committed.
                 let revocation = PartitionRevocation(
                     partitions: partitions, isLost: lost, gate: DispatchSemaphore(value: 0))
-                shared.withLock { $0.revocation = revocation }
-                turn.append(.partitionsRevoked(revocation))
-                hand(over: turn, endingTurn: false)
-                turn = []
-                popping.unlock()
+                pending.resume(returning: events + [.partitionsRevoked(revocation)])
+                self.pending = nil
+                events = []
                 if revocation.gate.wait(timeout: .now() + .milliseconds(Int(revokeTimeout.milliseconds))) == .timedOut {
                     logger.warning(
                         "revoke not acknowledged in time; releasing the partitions",
                         metadata: ["kafka.partitions": "\(partitions)"])
                 }
-                popping.lock()
-                shared.withLock { $0.revocation = nil }
             }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(rk, list) {

@@ -130,10 +130,10 @@ struct ProducerConsumerTests {
         try await consumer.close()
     }
 
-    /// The consumer reads a turn ahead of its reader; a seek must drop what was read ahead from the
-    /// sought partition (else records from before the new position would come after it) and keep
-    /// what was read ahead from the others (else they would be lost).
-    @Test func aSeekDropsWhatWasReadAheadFromThatPartitionAndKeepsTheRest() async throws {
+    /// librdkafka fetches ahead of the application; after a seek, nothing fetched from before the
+    /// new position may be handed out (the seek waits for the fetcher), and what was fetched from
+    /// the other partitions must still come.
+    @Test func aSeekRestartsItsPartitionAtTheNewPositionAndLosesNothingElse() async throws {
         let topic = Broker.uniqueTopic("readahead")
         try await Broker.createTopic(topic, partitions: 2)
         let producer = try Broker.producer()
@@ -146,15 +146,15 @@ struct ProducerConsumerTests {
         let consumer = try Broker.consumer(group: Broker.uniqueTopic("readahead-group")) { $0.pollBatchSize = 100 }
         try consumer.assign(
             (0..<2).map { TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning) })
-        // Both partitions fetched into librdkafka's queue before the first turn.
+        // Both partitions fetched into librdkafka's queue before the first poll.
         try await Task.sleep(for: .seconds(1))
         var before: [ConsumerRecord] = []
         while before.isEmpty {
             guard let events = try await consumer.poll() else { break }
             for case .record(let record) in events { before.append(record) }
         }
-        // Let the next turn be read ahead: 100 records, the first partition's last 50 and 50 of
-        // the other's (librdkafka hands out a fetched batch in order). Then go back on the first.
+        // The first poll took 100 records of one partition; go back on it while the rest of both is
+        // fetched and queued.
         try await Task.sleep(for: .milliseconds(500))
         let sought = before[0].partition
         try await consumer.seek([TopicPartitionOffset(topic: topic, partition: sought, offset: 10)])
