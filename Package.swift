@@ -67,13 +67,21 @@ let package = Package(
                 "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka", .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // jemalloc as the worker executables' allocator, with the options they run with
+        // (allocator.c says why); Debian's libjemalloc-dev, which scripts/bootstrap installs.
+        .target(name: "ClearwayAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
         // One executable per worker.
-        .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
-        .executableTarget(name: "Aggregator", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
-        .executableTarget(name: "Structuring", dependencies: ["ClearwayWorkers", "ClearwayRuntime"]),
+        .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
+        .executableTarget(
+            name: "Aggregator", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
+        .executableTarget(
+            name: "Structuring", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
         .executableTarget(
             name: "PGARouter",
-            dependencies: ["ClearwayWorkers", "ClearwayRuntime", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The fleet as a whole: the sample-data generator and the report read from the topics.
         .target(
             name: "ClearwayFleet",
@@ -96,7 +104,7 @@ let package = Package(
         // A small worker the runtime's process-level tests start, kill and stop.
         .executableTarget(
             name: "ClearwayTestWorker",
-            dependencies: ["ClearwayRuntime", "ClearwayTestSupport"]
+            dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"]
         ),
         .executableTarget(
             name: "ClearwayBench",

@@ -143,14 +143,13 @@ func peakRSS(_ pid: Int32) -> Int {
 }
 
 /// Starts a worker process with the bench's settings under `environment`: a short session
-/// timeout, warnings only, and — as deployed (README, Operations) — `MALLOC_ARENA_MAX=2`, since
-/// glibc's default of eight malloc arenas per core multiplies the resident memory of a process of
-/// mostly librdkafka threads. Its output goes nowhere.
+/// timeout and warnings only. It runs on the allocator it was built with (jemalloc, with the
+/// options in `Sources/ClearwayAllocator`), as deployed. Its output goes nowhere.
 func startWorker(executable: String, environment: [String: String]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.environment = ProcessInfo.processInfo.environment.merging(
-        ["CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_LOG_LEVEL": "warning", "MALLOC_ARENA_MAX": "2"].merging(
+        ["CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_LOG_LEVEL": "warning"].merging(
             environment
         ) { _, given in given }
     ) { _, new in new }
