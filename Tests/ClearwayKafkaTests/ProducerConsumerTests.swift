@@ -94,14 +94,8 @@ struct ProducerConsumerTests {
     }
 
     @Test func pausedPartitionIsNotReadUntilResumedAndSeekRereads() async throws {
-        let topic = Broker.uniqueTopic("pause")
-        try await Broker.createTopic(topic, partitions: 2)
         let producer = try Broker.producer()
-        for index in 0..<10 {
-            try await producer.send(
-                ProducerRecord(topic: topic, partition: Int32(index % 2), value: Data("\(index)".utf8)))
-        }
-        try await producer.flush()
+        let topic = try await twoPartitionTopic("pause", records: 10, producer: producer)
 
         let consumer = try Broker.consumer(group: Broker.uniqueTopic("pause-group"))
         try consumer.subscribe(topics: [topic])
@@ -134,16 +128,10 @@ struct ProducerConsumerTests {
     /// new position may be handed out (the seek waits for the fetcher), and what was fetched from
     /// the other partitions must still come.
     @Test func aSeekRestartsItsPartitionAtTheNewPositionAndLosesNothingElse() async throws {
-        let topic = Broker.uniqueTopic("readahead")
-        try await Broker.createTopic(topic, partitions: 2)
         let producer = try Broker.producer()
-        for index in 0..<300 {
-            try await producer.send(
-                ProducerRecord(topic: topic, partition: Int32(index % 2), value: Data("\(index)".utf8)))
-        }
-        try await producer.flush()
+        let topic = try await twoPartitionTopic("seek", records: 300, producer: producer)
         await producer.shutdown()
-        let consumer = try Broker.consumer(group: Broker.uniqueTopic("readahead-group")) { $0.pollBatchSize = 100 }
+        let consumer = try Broker.consumer(group: Broker.uniqueTopic("seek-group")) { $0.pollBatchSize = 100 }
         try consumer.assign(
             (0..<2).map { TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning) })
         // Both partitions fetched into librdkafka's queue before the first poll.
@@ -174,5 +162,18 @@ struct ProducerConsumerTests {
         let other = (before + after).filter { $0.partition != sought }.map(\.offset)
         #expect(other == Array(0..<150))
         try await consumer.close()
+    }
+
+    /// A new topic of two partitions with `records` records, their values `"0"`, `"1"`, …,
+    /// alternating between the partitions.
+    private func twoPartitionTopic(_ base: String, records: Int, producer: KafkaProducer) async throws -> String {
+        let topic = Broker.uniqueTopic(base)
+        try await Broker.createTopic(topic, partitions: 2)
+        for index in 0..<records {
+            try await producer.send(
+                ProducerRecord(topic: topic, partition: Int32(index % 2), value: Data("\(index)".utf8)))
+        }
+        try await producer.flush()
+        return topic
     }
 }
