@@ -196,7 +196,13 @@ final class ProcessingLoop: @unchecked Sendable {
         return try KafkaProducer(configuration: producerConfiguration, logger: runtime.logger)
     }
 
-    func requestStop() { stopRequested.set() }
+    func requestStop() {
+        stopAsked.withLock { $0 = $0 ?? .now }
+        stopRequested.set()
+    }
+
+    /// When the graceful stop was asked for, for what is left of its bound.
+    private let stopAsked = Mutex<ContinuousClock.Instant?>(nil)
 
     /// What a graceful stop is doing, for the message when it overruns its bound.
     var stopPhase: String { phase.withLock { $0 } }
@@ -297,7 +303,10 @@ final class ProcessingLoop: @unchecked Sendable {
             throw error
         }
         stopping("flushing the producer")
-        await producer.shutdown(timeout: configuration.shutdownTimeout)
+        // The flush gets what is left of the stop's bound (a moment at least, for acknowledgements
+        // already on their way), not the whole bound again after the commit and the leave.
+        let spent = stopAsked.withLock { $0 }.map { ContinuousClock.now - $0 } ?? .zero
+        await producer.shutdown(timeout: max(.milliseconds(100), configuration.shutdownTimeout - spent))
         logger.info("worker stopped", metadata: ["worker": "\(runtime.definition.name)"])
     }
 
