@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "ClearwayKafka", targets: ["ClearwayKafka"]),
         .library(name: "ClearwayDomain", targets: ["ClearwayDomain"]),
         .library(name: "ClearwayRuntime", targets: ["ClearwayRuntime"]),
+        // For an executable of one's own on the runtime: jemalloc with the workers' options.
+        .library(name: "ClearwayAllocator", targets: ["ClearwayAllocator"]),
         .executable(name: "clearway", targets: ["ClearwayCLI"]),
         .executable(name: "clearway-bench", targets: ["ClearwayBench"]),
         .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
@@ -69,7 +71,7 @@ let package = Package(
         ),
         // jemalloc as the worker executables' allocator, with the options they run with
         // (allocator.c says why); Debian's libjemalloc-dev, which scripts/bootstrap installs.
-        .target(name: "ClearwayAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
+        .target(name: "ClearwayAllocator", linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]),
         // One executable per worker.
         .executableTarget(name: "Enricher", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
         .executableTarget(

@@ -197,6 +197,6 @@ func microseconds(_ duration: Duration) -> Double { seconds(duration) * 1e6 }
 func resultLine(_ name: String, _ measured: WorkerMeasurement, kcatRate: Double) -> String {
     "\(name):".padding(toLength: 15, withPad: " ", startingAt: 0)
         + String(
-            format: " %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MB  %.1f µs CPU per record", measured.rate,
+            format: " %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MiB  %.1f µs CPU per record", measured.rate,
             measured.rate / kcatRate, Double(measured.peakRSS) / 1_048_576, microseconds(measured.cpuPerRecord))
 }

@@ -140,7 +140,7 @@ struct PipelineBench: AsyncParsableCommand {
             print(
                 name.padding(toLength: 10, withPad: " ", startingAt: 0)
                     + String(
-                        format: " %8.1f %10.1f %10.1f×  %7.0f   %5.1f MB",
+                        format: " %8.1f %10.1f %10.1f×  %7.0f   %5.1f MiB",
                         results["\(name)_p50_s"]! * 1000, results["\(name)_p99_s"]! * 1000,
                         results["\(name)_p50_ratio_to_kcat"]!, results["\(name)_per_s"]!,
                         Double(peaks[name] ?? 0) / 1_048_576))

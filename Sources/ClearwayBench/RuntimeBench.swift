@@ -103,7 +103,7 @@ struct RuntimeBench: AsyncParsableCommand {
             print(
                 String(
                     format:
-                        "runtime %@: %.0f records/s (median of rounds), %.2f of kcat, peak RSS %.1f MB, "
+                        "runtime %@: %.0f records/s (median of rounds), %.2f of kcat, peak RSS %.1f MiB, "
                         + "%.2f µs CPU per record (%.2f× kcat's)",
                     mode.name as NSString, rate, ratio, Double(rss) / 1_048_576, microseconds,
                     microseconds / kcatMicroseconds))

@@ -303,10 +303,12 @@ final class ProcessingLoop: @unchecked Sendable {
             throw error
         }
         stopping("flushing the producer")
-        // The flush gets what is left of the stop's bound (a moment at least, for acknowledgements
-        // already on their way), not the whole bound again after the commit and the leave.
+        // The flush gets what is left of the stop's bound, less half a second so that it ends
+        // before the watchdog would (a moment at least, for acknowledgements already on their
+        // way), not the whole bound again after the commit and the leave.
         let spent = stopAsked.withLock { $0 }.map { ContinuousClock.now - $0 } ?? .zero
-        await producer.shutdown(timeout: max(.milliseconds(100), configuration.shutdownTimeout - spent))
+        await producer.shutdown(
+            timeout: max(.milliseconds(100), configuration.shutdownTimeout - spent - .milliseconds(500)))
         logger.info("worker stopped", metadata: ["worker": "\(runtime.definition.name)"])
     }
 

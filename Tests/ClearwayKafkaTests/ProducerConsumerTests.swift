@@ -136,13 +136,17 @@ struct ProducerConsumerTests {
             (0..<2).map { TopicPartitionOffset(topic: topic, partition: $0, offset: TopicPartitionOffset.beginning) })
         // Both partitions fetched into librdkafka's queue before the first poll.
         try await Task.sleep(for: .seconds(1))
-        var before: [ConsumerRecord] = []
-        while before.isEmpty {
-            guard let events = try await consumer.poll() else { break }
-            for case .record(let record) in events { before.append(record) }
+        let before = try await within(.seconds(30), "the first records") {
+            var before: [ConsumerRecord] = []
+            while before.isEmpty {
+                try Task.checkCancellation()
+                guard let events = try await consumer.poll() else { break }
+                for case .record(let record) in events { before.append(record) }
+            }
+            return before
         }
-        // The first poll took 100 records of one partition; go back on it while the rest of both is
-        // fetched and queued.
+        // The first poll took up to 100 records; go back on the partition of the first while the
+        // rest of both partitions is fetched and queued.
         try await Task.sleep(for: .milliseconds(500))
         let sought = before[0].partition
         try await consumer.seek([TopicPartitionOffset(topic: topic, partition: sought, offset: 10)])

@@ -480,3 +480,21 @@ struct CloudEventsTests {
         }
     }
 }
+
+/// The worker executables run on jemalloc with the options in `Sources/ClearwayAllocator` (a
+/// dropped dependency, or a link order that left glibc's malloc in place, would lose the CPU it
+/// saves without a word).
+struct WorkerAllocatorTests {
+    @Test(arguments: ["clearway-test-worker", "enricher", "pga-router", "aggregator", "structuring"])
+    func aWorkerExecutableRunsOnJemallocWithTheWorkersOptions(_ executable: String) async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("allocator-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        // jemalloc prints its statistics, options included, as the process exits.
+        let worker = try WorkerProcess(
+            environment: ["MALLOC_CONF": "stats_print:true"], executable: executable, arguments: ["--help"], log: log)
+        #expect(await worker.waitForExit(limit: .seconds(30)) == 0)
+        let statistics = try String(contentsOf: log, encoding: .utf8)
+        #expect(statistics.contains("opt.narenas: 2"))
+        #expect(statistics.contains("opt.dirty_decay_ms: 1000"))
+    }
+}

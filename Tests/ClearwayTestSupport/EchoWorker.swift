@@ -59,9 +59,12 @@ public final class WorkerProcess: @unchecked Sendable {
     public let process: Process
 
     /// Starts a worker executable built with the tests (`clearway-test-worker` by default) with
-    /// these environment variables (added to this process's); its standard error goes to `log`
-    /// when given.
-    public init(environment: [String: String], executable: String = "clearway-test-worker", log: URL? = nil) throws {
+    /// these environment variables (added to this process's) and arguments; its standard error
+    /// goes to `log` when given.
+    public init(
+        environment: [String: String], executable: String = "clearway-test-worker", arguments: [String] = [],
+        log: URL? = nil
+    ) throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var binary = directory.appendingPathComponent(executable)
         if !FileManager.default.isExecutableFile(atPath: binary.path) {
@@ -73,6 +76,7 @@ public final class WorkerProcess: @unchecked Sendable {
         }
         process = Process()
         process.executableURL = binary
+        process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let logFile = try log.map { log in
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -1,8 +1,10 @@
 #ifndef CLEARWAY_ALLOCATOR_H
 #define CLEARWAY_ALLOCATOR_H
 
-/// The jemalloc options the worker executables are built with (see allocator.c); `MALLOC_CONF`
-/// in the environment overrides them.
+#ifdef __linux__
+/// The options the executables that link this target give jemalloc (see allocator.c); each option
+/// set in `MALLOC_CONF` overrides the one here.
 extern const char *malloc_conf;
+#endif
 
 #endif
