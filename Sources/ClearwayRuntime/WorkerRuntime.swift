@@ -69,6 +69,7 @@ final class ProcessingLoop: @unchecked Sendable {
     private let stopRequested = AtomicFlag()
     private let transactional: Bool
     private let prefix: String
+    private let sizeLimit: RecordSizeLimit
 
     // Per-batch state.
     @exclusivity(unchecked) private var inTransaction = false
@@ -146,6 +147,7 @@ final class ProcessingLoop: @unchecked Sendable {
         prefix = configuration.topicPrefix
         headerCache = HeaderCache(source: runtime.definition.name, prefix: configuration.topicPrefix)
         transactional = configuration.delivery == .exactlyOnce
+        sizeLimit = RecordSizeLimit(kafkaProperties: configuration.kafkaProperties)
         var consumerConfiguration = KafkaConsumerConfiguration(
             groupID: configuration.groupID(worker: runtime.definition.name),
             bootstrapServers: configuration.bootstrapServers)
@@ -366,6 +368,10 @@ final class ProcessingLoop: @unchecked Sendable {
         do {
             outputs = try await runtime.definition.handler.handle(record, context: context)
             if retry != nil { retries[partition] = nil }
+            if let (output, size) = sizeLimit.firstOversized(outputs) {
+                // None of its outputs can be written, ever: the record is set aside whole.
+                throw RecordRejected(RecordSizeLimit.errorClass, sizeLimit.refusal(of: output, size: size))
+            }
             state?.endAttempt()
         } catch {
             // A failed attempt leaves no state behind.
@@ -514,7 +520,63 @@ final class ProcessingLoop: @unchecked Sendable {
         var dead = ProducerRecord(
             topic: prefix + StandardTopics.dlq.name, key: record.key, value: record.value, headers: headers)
         dead.isTombstone = record.isTombstone
+        if !sizeLimit.fits(key: record.key, value: record.value, headers: headers) {
+            // The input with the DLQ's headers is over the producer's limit (an input near the
+            // topic's own limit): it could never be written, and would stop the partition. The
+            // headers say where the bytes still are.
+            dead.value = Data()
+            dead.isTombstone = true
+            dead.headers.append(
+                KafkaHeader(
+                    name: "dlq.value.omitted",
+                    string:
+                        "the value (\(record.value.count) bytes) is too large to copy here; read it from \(record.topic) partition \(record.partition) offset \(record.offset) while the topic retains it"
+                ))
+        }
         try await send(dead)
+    }
+
+    /// Outputs of a timer or a reference-table change (no input record to set aside) that can
+    /// never be written go to the DLQ in their place, keyed as they would have been, with why;
+    /// the rest are returned to be published.
+    private func divertOversized(_ outputs: [OutputRecord], from source: String) async throws -> [OutputRecord] {
+        guard sizeLimit.firstOversized(outputs) != nil else { return outputs }
+        var kept: [OutputRecord] = []
+        for output in outputs {
+            let size = RecordSizeLimit.size(of: output) + RecordSizeLimit.reserve
+            guard size > sizeLimit.bytes else {
+                kept.append(output)
+                continue
+            }
+            let message = sizeLimit.refusal(of: output, size: size)
+            metrics.deadLettered.increment()
+            logger.warning(
+                "output sent to the DLQ", metadata: ["output.topic": "\(output.topic)", "error.message": "\(message)"])
+            let key = output.key.map { Data(utf8: $0) }
+            var headers = [
+                KafkaHeader(name: "dlq.source.topic", string: output.topic),
+                KafkaHeader(name: "dlq.source", string: source),
+                KafkaHeader(name: "dlq.worker", string: runtime.definition.name),
+                KafkaHeader(name: "dlq.error.class", string: RecordSizeLimit.errorClass),
+                KafkaHeader(name: "dlq.error.message", string: message),
+                KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
+            ]
+            var dead = ProducerRecord(
+                topic: prefix + StandardTopics.dlq.name, key: key, value: output.value, headers: headers)
+            if !sizeLimit.fits(key: key, value: output.value, headers: headers) {
+                headers.append(
+                    KafkaHeader(
+                        name: "dlq.value.omitted",
+                        string:
+                            "the output (\(output.value.count) bytes) is too large to copy here; the worker's state still holds what it was made from"
+                    ))
+                dead.headers = headers
+                dead.value = Data()
+                dead.isTombstone = true
+            }
+            try await send(dead)
+        }
+        return kept
     }
 
     // MARK: Retries
@@ -854,8 +916,9 @@ final class ProcessingLoop: @unchecked Sendable {
                 let context = HandlerContext(
                     worker: runtime.definition.name, topicPrefix: prefix,
                     inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
-                let outputs = try await runtime.definition.handler.timerFired(
-                    key: key, payload: payload, context: context)
+                let outputs = try await divertOversized(
+                    runtime.definition.handler.timerFired(key: key, payload: payload, context: context),
+                    from: "timer \(key) of partition \(partition)")
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
                 try await emit(outputs, traceparent: nil) { index, type in
                     CloudEvents.idBytes(
@@ -881,7 +944,9 @@ final class ProcessingLoop: @unchecked Sendable {
             let context = HandlerContext(
                 worker: runtime.definition.name, topicPrefix: prefix,
                 inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
-            let outputs = try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context)
+            let outputs = try await divertOversized(
+                runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context),
+                from: "reference-table change, partition \(partition)")
             try await emit(outputs, traceparent: nil) { index, type in
                 CloudEvents.idBytes(
                     worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type)

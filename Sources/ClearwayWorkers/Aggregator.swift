@@ -128,6 +128,7 @@ public struct AggregatorHandler: RecordHandler {
         } catch {
             throw RecordRejected("schema-invalid", "not an orders.screened.v1 record: \(error)")
         }
+        try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
         var day = Decisions(handler: self, state: state)
         if order.type == .cancelled { return try day.cancel(order) }
         let shipment: ScreenedOrder
@@ -188,8 +189,14 @@ struct Decisions {
         let previous = try load(ShipmentMemory.self, "shipment/\(id)")
         var outputs: [OutputRecord] = []
         if !held, let previous {
+            // An update that moved the order to another consignee comes with the earlier
+            // consignee's withdrawal, a cancellation of the same version; when both consignees
+            // share this partition and the withdrawal came first, the update is no repeat.
+            let withdrawnFromAnother =
+                previous.status == .cancelled && previous.version == version
+                && previous.consigneeKey != shipment.order.consigneeKey
             // A repeat of a version already decided changes nothing; an older one is superseded.
-            if previous.version >= version { return [] }
+            if previous.version >= version && !withdrawnFromAnother { return [] }
             outputs += try withdraw(id, previous)
         }
         if !held {

@@ -24,23 +24,37 @@ public struct EnricherHandler: RecordHandler {
     /// How long an order is remembered after its last change (enriched or cancelled), for
     /// duplicates, stale versions and cancellations; then it is forgotten, so state stays small.
     let retention: Duration
+    /// The most lines an order may have. Each line adds a few hundred bytes to the enriched
+    /// record and more to the screened one and the shipment decision downstream, and each of
+    /// those must fit one Kafka record (librdkafka's `message.max.bytes`, 1,000,000 by default);
+    /// an order of more lines is refused on arrival (`too-many-lines`) rather than stopping at a
+    /// later stage. `CLEARWAY_MAX_ORDER_LINES`; default `defaultMaximumLines`.
+    let maximumLines: Int
+    /// 500 lines: a screened order of 500 lines with several reasons each is under half of the
+    /// default record limit (tests check the enricher's and the pga-router's outputs there).
+    public static let defaultMaximumLines = 500
 
-    public init(warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400))
-    {
+    public init(
+        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400),
+        maximumLines: Int = defaultMaximumLines
+    ) {
         self.warehouses = warehouses
         self.secret = secret
         self.retention = retention
+        self.maximumLines = maximumLines
     }
 
     /// The worker: stateful (parked orders), with the catalog and the rates as reference tables.
     public static func definition(
-        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400)
+        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400),
+        maximumLines: Int = defaultMaximumLines
     ) -> WorkerDefinition {
         WorkerDefinition(
             name: name, inputs: [StandardTopics.orders],
             outputs: [StandardTopics.ordersEnriched, StandardTopics.exceptions],
-            handler: EnricherHandler(warehouses: warehouses, secret: secret, retention: retention), isStateful: true,
-            tables: [StandardTopics.catalog, StandardTopics.fxRates])
+            handler: EnricherHandler(
+                warehouses: warehouses, secret: secret, retention: retention, maximumLines: maximumLines),
+            isStateful: true, tables: [StandardTopics.catalog, StandardTopics.fxRates])
     }
 
     /// The definition from the environment: `CLEARWAY_CONSIGNEE_SECRET` (required) and
@@ -75,7 +89,14 @@ public struct EnricherHandler: RecordHandler {
             }
             retention = .seconds(days * 86_400)
         }
-        return definition(warehouses: warehouses, secret: secret, retention: retention)
+        var maximumLines = defaultMaximumLines
+        if let text = environment["CLEARWAY_MAX_ORDER_LINES"] {
+            guard let lines = Int(text), lines >= 1 else {
+                throw ConfigurationError("CLEARWAY_MAX_ORDER_LINES must be a whole number of lines, 1 or more")
+            }
+            maximumLines = lines
+        }
+        return definition(warehouses: warehouses, secret: secret, retention: retention, maximumLines: maximumLines)
     }
 
     // MARK: Records
@@ -92,11 +113,7 @@ public struct EnricherHandler: RecordHandler {
         } catch let error as DomainError {
             throw RecordRejected("schema-invalid", error.message)
         }
-        if let key = record.keyString, key != order.orderId {
-            throw RecordRejected(
-                "key-mismatch",
-                "the record's key \"\(key)\" is not its orderId \"\(order.orderId)\"; orders.v1 is keyed by orderId")
-        }
+        try KeyCheck.require(record, isKeyedBy: order.orderId, field: "orderId")
         var session = Session(handler: self, state: state, tables: context.tables)
         return try session.receive(order)
     }
@@ -142,7 +159,7 @@ public struct EnricherHandler: RecordHandler {
 
 /// What the enricher remembers of an order (`order/<orderId>`).
 struct OrderMemory: Codable {
-    enum Status: String, Codable { case enriched, parked, cancelled }
+    enum Status: String, Codable { case enriched, parked, cancelled, rejected }
     var version: Int
     var status: Status
     /// The keys it was last published under (enriched), for a later cancellation or update.
@@ -193,7 +210,37 @@ struct Session {
             ]
         }
         if order.type == .cancelled { return try cancel(order, previous: previous) }
+        if let lines = order.lines, lines.count > handler.maximumLines {
+            return try refuseTooManyLines(order, previous: previous, lines: lines.count)
+        }
         return try enrich(order, previous: previous)
+    }
+
+    /// An order of more lines than its records downstream can carry: refused here, with what to
+    /// do, and an earlier version withdrawn (this version replaces it, and cannot go on).
+    private mutating func refuseTooManyLines(_ order: OrderEvent, previous: OrderMemory?, lines: Int) throws
+        -> [OutputRecord]
+    {
+        var outputs: [OutputRecord] = []
+        if let old = previous?.keys, previous?.status == .enriched {
+            outputs.append(
+                try cancellation(
+                    order, keys: old,
+                    reason:
+                        "version \(order.version) has \(lines) lines, more than can be filed as one record; the earlier version is withdrawn"
+                ))
+        }
+        clearParking(order.orderId, previous: previous)
+        try remember(order.orderId, OrderMemory(version: order.version, status: .rejected, keys: nil))
+        let gap = OrderGap(
+            code: "too-many-lines",
+            detail:
+                "order \(order.orderId) has \(lines) lines; an order may have at most \(handler.maximumLines), for its enriched and screened records and its shipment decision to fit one Kafka record each",
+            fix:
+                "split it into orders of at most \(handler.maximumLines) lines (each its own shipment), or raise CLEARWAY_MAX_ORDER_LINES on the enricher together with the record size limits (CLEARWAY_KAFKA_MESSAGE_MAX_BYTES on every worker, the topics' max.message.bytes)"
+        )
+        outputs.append(try exception(order, gaps: [gap], status: "rejected"))
+        return outputs
     }
 
     /// Re-evaluates a parked order after reference data changed.
@@ -212,17 +259,36 @@ struct Session {
         let references = EnrichmentReferences(
             catalogItem: { [tables] sku in
                 try tables[StandardTopics.catalog.name]?.value(sku) { data in
+                    let item: CatalogItem
                     do {
-                        return CatalogEntry(try JSONDecoder().decode(CatalogItem.self, from: data))
+                        item = try JSONDecoder().decode(CatalogItem.self, from: data)
                     } catch {
                         throw DomainError(.invalidReferenceData, "\(error)")
                     }
+                    // catalog.v1 is keyed by sku: a record under another SKU's key would enrich
+                    // this SKU's lines with that SKU's HTS number, origin and manufacturer.
+                    guard item.sku == sku else {
+                        throw DomainError(
+                            .invalidReferenceData,
+                            "the record under the key \"\(sku)\" is for SKU \"\(item.sku)\" (catalog.v1 is keyed by sku); publish \(sku)'s own record under its key, and \(item.sku)'s under \"\(item.sku)\""
+                        )
+                    }
+                    return CatalogEntry(item)
                 }
             },
             rates: { [tables] currency, day in
                 try ExchangeRate.tableKeys(currency, day).compactMap { key in
                     try tables[StandardTopics.fxRates.name]?.value(key) { data in
-                        try JSONDecoder().decode(ExchangeRate.self, from: data)
+                        let rate = try JSONDecoder().decode(ExchangeRate.self, from: data)
+                        // fx-rates.v1 is keyed by currency and date: a rate under another key
+                        // would convert this currency or day at another's rate (19 CFR 159.32).
+                        guard rate.tableKey == key else {
+                            throw DomainError(
+                                .invalidReferenceData,
+                                "the record under the key \"\(key)\" is the rate \"\(rate.tableKey)\" (fx-rates.v1 is keyed by currency@date, or currency@YYYY-Qn for a quarterly rate); publish it under its own key"
+                            )
+                        }
+                        return rate
                     }
                 }
             }, warehouses: handler.warehouses, secret: handler.secret)

@@ -186,13 +186,14 @@ public struct PGARouterHandler: RecordHandler {
         } catch {
             throw RecordRejected("schema-invalid", "not an orders.enriched.v1 record: \(error)")
         }
+        try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // A cancellation flows on as it is: the aggregator frees every shipment of the order.
         if order.type == .cancelled {
             return [
                 OutputRecord(
-                    topic: StandardTopics.ordersScreened.name, key: record.keyString, value: record.value,
+                    topic: StandardTopics.ordersScreened.name, key: order.consigneeKey, value: record.value,
                     type: Self.screenedType,
                     idSeed: "\(order.orderId)/v\(order.version)/cancelled/\(order.consigneeKey)")
             ]

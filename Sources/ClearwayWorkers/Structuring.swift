@@ -96,6 +96,7 @@ public struct StructuringHandler: RecordHandler {
         } catch {
             throw RecordRejected("schema-invalid", "not a released.by-address.v1 record: \(error)")
         }
+        try KeyCheck.require(record, isKeyedBy: contribution.addressKey, field: "addressKey")
         try keep(day, state: state)
         let address = "\(day)/\(contribution.addressKey)"
         let shipmentKey = "s/\(address)/\(contribution.consigneeKey)/\(contribution.shipmentId)"

@@ -13,6 +13,8 @@ struct WorkerDeployment {
     let prefix: String
     let stateDirectory = NSTemporaryDirectory() + "clearway-worker-\(UUID().uuidString)"
     let definition: WorkerDefinition
+    /// librdkafka properties of the worker's clients (`CLEARWAY_KAFKA_*`).
+    var kafkaProperties: [String: String] = [:]
 
     /// A deployment of its own, or (with `prefix`) another worker beside an existing one.
     init(_ definition: WorkerDefinition, prefix: String? = nil) {
@@ -38,6 +40,7 @@ struct WorkerDeployment {
         configuration.stateDirectory = stateDirectory
         configuration.sessionTimeout = .seconds(6)
         configuration.instanceID = "test"
+        configuration.kafkaProperties = kafkaProperties
         return configuration
     }
 
@@ -68,6 +71,18 @@ struct WorkerDeployment {
                     ProducerRecord(
                         topic: topic(name), partition: partition, key: Data(record.key.utf8), value: Data($0.utf8))
                 } ?? .tombstone(topic: topic(name), partition: partition, key: Data(record.key.utf8)))
+        }
+        try await producer.flush()
+        await producer.shutdown()
+    }
+
+    /// Publishes values with raw keys (`nil`: a null key) to one partition of a topic, in order.
+    func publish(_ name: String, rawKeys records: [(key: Data?, value: String)], partition: Int32) async throws {
+        let producer = try Broker.producer()
+        for record in records {
+            try await producer.send(
+                ProducerRecord(
+                    topic: topic(name), partition: partition, key: record.key, value: Data(record.value.utf8)))
         }
         try await producer.flush()
         await producer.shutdown()
