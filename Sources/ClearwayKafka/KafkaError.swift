@@ -72,6 +72,19 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// the transaction is aborted.
     public var isInvalidState: Bool { resultCode == RD_KAFKA_RESP_ERR__STATE.rawValue }
 
+    /// The broker refused the record itself, for good: too large for the topic
+    /// (`MSG_SIZE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`), or a record it will never accept
+    /// (`INVALID_RECORD`, `INVALID_MSG`, `INVALID_TIMESTAMP`). Sending it again fails again; other
+    /// records still go through.
+    public var isRecordRefusal: Bool {
+        guard let resultCode else { return false }
+        return [
+            RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            RD_KAFKA_RESP_ERR_INVALID_MSG, RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
+        ].contains { $0.rawValue == resultCode }
+    }
+
     public var description: String {
         var text = "KafkaError.\(code)"
         if let resultName { text += "(\(resultName))" }

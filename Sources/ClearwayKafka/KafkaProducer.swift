@@ -185,6 +185,10 @@ public final class KafkaProducer: Sendable {
     /// awaited them): compare it before and after a `flush` to learn whether a batch got through.
     public var failedDeliveryCount: UInt64 { deliveries.failedCount }
 
+    /// How many records the broker has refused for good (`KafkaError.isRecordRefusal`) since the
+    /// producer started, and the last such refusal: sending those records again cannot succeed.
+    public var recordRefusals: (count: UInt64, last: KafkaError?) { deliveries.refusals.withLock { $0 } }
+
     /// Records queued in librdkafka and not yet acknowledged.
     public var queuedCount: Int { Int(rd_kafka_outq_len(client.handle)) }
 
@@ -335,6 +339,8 @@ private final class Deliveries: Sendable {
     private let lastID = Atomic<UInt64>(0)
     private let failures = Atomic<UInt64>(0)
     var failedCount: UInt64 { failures.load(ordering: .acquiring) }
+    /// Failures that were the broker refusing a record for good (rare: a lock is fine).
+    let refusals = Mutex<(count: UInt64, last: KafkaError?)>((0, nil))
     private let waiting = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
     private let ledger = Mutex(DeliveryLedger())
     private let stream: AsyncStream<DeliveryReport>.Continuation?
@@ -373,7 +379,11 @@ private final class Deliveries: Sendable {
         let opaque = UInt64(UInt(bitPattern: clearway_message_opaque(message)))
         let id = opaque >> 1
         // The failure is counted before the id is: whoever sees the id reported sees its failure.
-        if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR { failures.wrappingAdd(1, ordering: .releasing) }
+        if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let error = KafkaError.result(message.pointee.err, context: "delivery failed")
+            if error.isRecordRefusal { refusals.withLock { $0 = ($0.count + 1, error) } }
+            failures.wrappingAdd(1, ordering: .releasing)
+        }
         ledger.withLock { $0.reported(id) }
         let waiter = opaque & 1 == 1 ? waiting.withLock { $0.removeValue(forKey: id) } : nil
         guard waiter != nil || stream != nil else { return }

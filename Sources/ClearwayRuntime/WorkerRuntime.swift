@@ -128,6 +128,14 @@ final class ProcessingLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var changelogWriter = UUID().uuidString
     /// How many times the loop went back to the committed offsets.
     @exclusivity(unchecked) private var rewinds = 0
+    /// After the broker refused an output for good: the records since the last commit, handled
+    /// one per commit to find the one whose output it refuses.
+    @exclusivity(unchecked) private var isolation = RefusalIsolation()
+    /// The producer's count of refused records the loop has taken account of, and the last
+    /// refusal (for the DLQ record's reason).
+    @exclusivity(unchecked) private var refusalsSeen: UInt64 = 0
+    @exclusivity(unchecked) private var lastRefusal: KafkaError?
+    @exclusivity(unchecked) private var refusalPending = false
 
     private struct PendingRetry {
         var offset: Int64
@@ -262,7 +270,11 @@ final class ProcessingLoop: @unchecked Sendable {
                     }
                     guard rewinds == rewindsBefore else { continue }
                     do {
-                        try await process(record)
+                        if isolation.covers(record) {
+                            try await processAlone(record)
+                        } else {
+                            try await process(record)
+                        }
                     } catch let error as KafkaError where transactional && error.isInvalidState {
                         // The transaction failed under the outputs so far (a produce request
                         // failed for good), and the producer refuses more until it is aborted.
@@ -332,6 +344,7 @@ final class ProcessingLoop: @unchecked Sendable {
             } else {
                 try await commit()
             }
+            isolation.revoke(revocation.partitions)
             for partition in revocation.partitions {
                 retries[partition] = nil
                 states[partition.partition] = nil
@@ -386,6 +399,34 @@ final class ProcessingLoop: @unchecked Sendable {
             outputID(of: record, inputTopic: inputTopic, index: index, type: type)
         }
         advance(partition, past: record)
+    }
+
+    /// A record of the stretch after a refusal (`RefusalIsolation`): handled and committed on its
+    /// own, so that a refusal now is its own; refused `RefusalIsolation.attempts` times, it goes to
+    /// the DLQ instead (`output-refused`), with its value left out if the DLQ refuses that too.
+    private func processAlone(_ record: InputRecord) async throws {
+        let partition = TopicPartition(topic: record.topic, partition: record.partition)
+        if uncommittedRecords > 0 || inTransaction {
+            let before = rewinds
+            try await commit()
+            guard rewinds == before else { return }
+        }
+        let before = rewinds
+        let refusedTimes = isolation.refusals(partition, offset: record.offset)
+        isolation.begin(partition, offset: record.offset)
+        if refusedTimes >= RefusalIsolation.attempts {
+            let reason = lastRefusal.map { "\($0)" } ?? "a record refusal"
+            try await deadLetter(
+                record, errorClass: RefusalIsolation.errorClass,
+                message:
+                    "the broker refused its output for good, \(refusedTimes) times (\(reason)); the input is set aside here and the partition goes on. An output too large for its topic: raise the topic's max.message.bytes (or set CLEARWAY_KAFKA_MESSAGE_MAX_BYTES below it, so that the worker refuses such inputs itself), or make the input smaller, then publish it again",
+                omitValue: refusedTimes > RefusalIsolation.attempts)
+            advance(partition, past: record)
+        } else {
+            try await process(record)
+        }
+        try await commit()
+        if rewinds == before { isolation.committed() }
     }
 
     /// `CloudEvents.id` of an output of this record (as its header's bytes), with the bytes hashed
@@ -498,7 +539,9 @@ final class ProcessingLoop: @unchecked Sendable {
     }
 
     /// Sends a record to the DLQ: its original key, value and headers, plus where it came from and why.
-    private func deadLetter(_ record: InputRecord, errorClass: String, message: String) async throws {
+    private func deadLetter(
+        _ record: InputRecord, errorClass: String, message: String, omitValue: Bool = false
+    ) async throws {
         metrics.deadLettered.increment()
         logger.warning(
             "record sent to the DLQ",
@@ -520,7 +563,7 @@ final class ProcessingLoop: @unchecked Sendable {
         var dead = ProducerRecord(
             topic: prefix + StandardTopics.dlq.name, key: record.key, value: record.value, headers: headers)
         dead.isTombstone = record.isTombstone
-        if !sizeLimit.fits(key: record.key, value: record.value, headers: headers) {
+        if omitValue || !sizeLimit.fits(key: record.key, value: record.value, headers: headers) {
             // The input with the DLQ's headers is over the producer's limit (an input near the
             // topic's own limit): it could never be written, and would stop the partition. The
             // headers say where the bytes still are.
@@ -530,7 +573,7 @@ final class ProcessingLoop: @unchecked Sendable {
                 KafkaHeader(
                     name: "dlq.value.omitted",
                     string:
-                        "the value (\(record.value.count) bytes) is too large to copy here; read it from \(record.topic) partition \(record.partition) offset \(record.offset) while the topic retains it"
+                        "the value (\(record.value.count) bytes) could not be copied here; read it from \(record.topic) partition \(record.partition) offset \(record.offset) while the topic retains it"
                 ))
         }
         try await send(dead)
@@ -720,7 +763,9 @@ final class ProcessingLoop: @unchecked Sendable {
         guard let error = error as? KafkaError else { throw error }
         if error.isFatal {
             logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
+            noteRefusals()
             producer = try Self.makeProducer(runtime: runtime)
+            refusalsSeen = 0
             try await producer.initTransactions()
             inTransaction = false
             try await rewind()
@@ -975,7 +1020,9 @@ final class ProcessingLoop: @unchecked Sendable {
             do {
                 try await producer.abortTransaction()
             } catch let error as KafkaError where error.isFatal {
+                noteRefusals()
                 producer = try Self.makeProducer(runtime: runtime)
+                refusalsSeen = 0
                 try await producer.initTransactions()
             }
             inTransaction = false
@@ -986,6 +1033,7 @@ final class ProcessingLoop: @unchecked Sendable {
     /// Goes back to the committed offsets of every assigned partition: what was processed since
     /// the last commit is processed again (its earlier outputs were aborted or are dropped by id).
     private func rewind() async throws {
+        noteRefusals()
         rewinds += 1
         pendingOffsets = [:]
         held = []
@@ -999,6 +1047,15 @@ final class ProcessingLoop: @unchecked Sendable {
         // Table changes heard since the last commit were rolled back with it.
         if !tableReaders.isEmpty { sweepPending.formUnion(states.keys) }
         let assigned = try consumer.assignment()
+        if refusalPending {
+            refusalPending = false
+            let positions = assigned.isEmpty ? [] : try consumer.positions(assigned)
+            if isolation.refused(readUpTo: positions) {
+                logger.warning(
+                    "the broker refused an output for good; the records since the last commit are handled one per commit to find whose it is",
+                    metadata: ["kafka.error": "\(lastRefusal.map { "\($0)" } ?? "")"])
+            }
+        }
         guard !assigned.isEmpty else { return }
         let committed = try await consumer.committed(assigned)
         let positions = committed.map { entry in
@@ -1008,6 +1065,15 @@ final class ProcessingLoop: @unchecked Sendable {
         }
         try consumer.resume(assigned)
         try await consumer.seek(positions)
+    }
+
+    /// Takes account of records the broker refused for good since the last look.
+    private func noteRefusals() {
+        let refusals = producer.recordRefusals
+        guard refusals.count != refusalsSeen else { return }
+        refusalsSeen = refusals.count
+        lastRefusal = refusals.last
+        refusalPending = true
     }
 
     /// End-to-end lag, from the last record of a poll turn (a gauge: the last value is the one

@@ -436,6 +436,98 @@ struct WorkerRuntimeFaultTests {
     }
 }
 
+extension WorkerRuntimeFaultTests {
+    /// A broker that refuses a record's output every time (a topic whose `max.message.bytes` is
+    /// below the worker's limit): the records since the last commit are handled one per commit,
+    /// the one refused three times goes to the DLQ (`output-refused`, with what to do), and every
+    /// other input is committed: the partition goes on.
+    @Test(arguments: [DeliveryMode.exactlyOnce, .atLeastOnce])
+    func aRecordWhoseOutputTheBrokerAlwaysRefusesIsSetAsideAndThePartitionGoesOn(_ delivery: DeliveryMode)
+        async throws
+    {
+        let (cluster, deployment) = try await mockDeployment(brokers: 1)
+        let servers = cluster.bootstrapServers
+        // More refusals than the first batch's produce requests in flight can take (idempotence
+        // allows five): the first record handled alone after them is refused again and again.
+        cluster.pushRequestErrors(.produce, Array(repeating: .messageSizeTooLarge, count: 12))
+        var configuration = deployment.configuration(servers: servers)
+        configuration.delivery = delivery
+        let (group, task) = runInProcess(EchoHandler.definition(name: deployment.name), configuration)
+        let dead = try await readAll(
+            topic: deployment.dlq, partitions: 2, servers: servers, expectAtLeast: 1, limit: .seconds(90))
+        if delivery == .atLeastOnce {
+            // (The mock cluster keeps no offsets committed in a transaction, so only here.)
+            try await committedInputs(of: deployment, servers: servers).wait(
+                for: 300, limit: .seconds(60), "every input committed")
+        }
+        #expect(dead.allSatisfy { $0.headers.first(named: "dlq.error.class") == "output-refused" })
+        let message = dead.first?.headers.first(named: "dlq.error.message") ?? ""
+        #expect(message.contains("refused its output for good") && message.contains("max.message.bytes"))
+        // One input set aside (its DLQ record may itself have been refused and written again,
+        // then without its value); every other input has its output.
+        let setAside = Set(
+            dead.compactMap { record in
+                record.headers.first(named: "dlq.source.partition").flatMap { partition in
+                    record.headers.first(named: "dlq.source.offset").map { "\(partition)@\($0)" }
+                }
+            })
+        #expect(setAside.count == 1)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 2, servers: servers, expectAtLeast: 300 - setAside.count)
+        let values = Set(outputs.map { String(decoding: $0.value, as: UTF8.self) })
+        #expect((0..<300).filter { !values.contains("out:\($0)") }.count <= setAside.count)
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+struct RefusalIsolationTests {
+    let a = TopicPartition(topic: "in", partition: 0)
+    let b = TopicPartition(topic: "in", partition: 1)
+
+    func record(_ partition: TopicPartition, _ offset: Int64) -> ConsumerRecord {
+        ConsumerRecord(
+            topic: partition.topic, partition: partition.partition, offset: offset, key: nil, value: Data(),
+            isTombstone: false, headers: [], timestamp: nil)
+    }
+
+    /// A refusal in a batch starts a stretch up to where the loop had read; a record refused
+    /// alone three times is the one; committed records end the stretch partition by partition.
+    @Test func aRefusedBatchIsRedoneOneRecordAtATimeUntilTheRefusedRecordIsFound() {
+        var isolation = RefusalIsolation()
+        #expect(!isolation.covers(record(a, 0)))
+        let started = isolation.refused(readUpTo: [
+            TopicPartitionOffset(topic: "in", partition: 0, offset: 3),
+            TopicPartitionOffset(topic: "in", partition: 1, offset: -1001),
+        ])
+        #expect(started)
+        #expect(isolation.covers(record(a, 2)) && !isolation.covers(record(a, 3)) && !isolation.covers(record(b, 0)))
+        isolation.begin(a, offset: 0)
+        isolation.committed()
+        for attempt in 1...RefusalIsolation.attempts {
+            #expect(isolation.refusals(a, offset: 1) == attempt - 1)
+            isolation.begin(a, offset: 1)
+            let startedAgain = isolation.refused(readUpTo: [])
+            #expect(!startedAgain, "a record alone refused again starts nothing new")
+        }
+        #expect(isolation.refusals(a, offset: 1) == RefusalIsolation.attempts)
+        isolation.begin(a, offset: 1)
+        isolation.committed()  // set aside
+        #expect(isolation.covers(record(a, 2)) && isolation.refusals(a, offset: 1) == 0)
+        isolation.begin(a, offset: 2)
+        isolation.committed()
+        #expect(!isolation.covers(record(a, 2)) && isolation.until.isEmpty)
+    }
+
+    @Test func revokedPartitionsLeaveTheStretch() {
+        var isolation = RefusalIsolation()
+        _ = isolation.refused(readUpTo: [TopicPartitionOffset(topic: "in", partition: 1, offset: 9)])
+        isolation.begin(b, offset: 4)
+        isolation.revoke([b])
+        #expect(!isolation.covers(record(b, 5)) && isolation.current == nil)
+    }
+}
+
 struct CloudEventsTests {
     /// An output's `ce_id` is the first 16 bytes of SHA-256 over the worker, the input's topic,
     /// key and value, the output's type and index, zero bytes between; an input's own `ce_id`
