@@ -15,6 +15,8 @@ struct RecordSizeLimit: Sendable {
     static let reserve = 1_024
     /// The DLQ class of an input whose outputs can never be written.
     static let errorClass = "output-too-large"
+    /// The DLQ class of an input whose state change could never reach the changelog.
+    static let stateErrorClass = "state-too-large"
     /// librdkafka's default `message.max.bytes`.
     static let librdkafkaDefault = 1_000_000
 
@@ -39,6 +41,11 @@ struct RecordSizeLimit: Sendable {
     /// Why an output cannot be written, and what to do, for the DLQ record's message.
     func refusal(of output: OutputRecord, size: Int) -> String {
         "its output to \(output.topic) would be about \(size) bytes, over the \(bytes)-byte limit of one record (message.max.bytes), so it can never be written; the input is set aside here and the partition goes on. Make the input smaller (an order: fewer lines per order), or raise CLEARWAY_KAFKA_MESSAGE_MAX_BYTES on the workers together with the topic's max.message.bytes (and the broker's message.max.bytes), then publish the input again"
+    }
+
+    /// Why a state value cannot be kept, and what to do, for the DLQ record's message.
+    func refusal(ofState key: String, size: Int) -> String {
+        "it would keep a state value of \(size) bytes (\(key.prefix(80))), over the \(bytes)-byte limit of one changelog record (message.max.bytes), so it could never be committed; the input is set aside here and the partition goes on. Make the input smaller, or raise CLEARWAY_KAFKA_MESSAGE_MAX_BYTES together with the changelog topic's max.message.bytes, then publish the input again"
     }
 
     /// Whether a record of this key, value and headers fits.

@@ -215,9 +215,18 @@ public final class PartitionState: @unchecked Sendable {
     /// replaced, not a copy of everything pending: that made each record cost O(batch)).
     private var journal: [(key: String, isTimer: Bool, previous: StateChange?)]?
 
+    /// The largest value the changelog can carry (the producer's record limit, less room for
+    /// the key and headers); a larger one could never be committed.
+    var valueLimit = Int.max
+    /// A value this attempt set over `valueLimit`: the runtime sets the record aside.
+    private(set) var oversized: (key: String, bytes: Int)?
+
     init(store: PartitionStore) { self.store = store }
 
-    func beginAttempt() { journal = [] }
+    func beginAttempt() {
+        journal = []
+        oversized = nil
+    }
 
     func endAttempt() { journal = nil }
 
@@ -266,7 +275,10 @@ public final class PartitionState: @unchecked Sendable {
     }
 
     /// Sets a key.
-    public func set(_ key: String, _ value: Data) { change(key, .put(value)) }
+    public func set(_ key: String, _ value: Data) {
+        if value.count > valueLimit { oversized = (key, value.count) }
+        change(key, .put(value))
+    }
 
     /// Removes a key.
     public func remove(_ key: String) { change(key, .delete) }

@@ -385,6 +385,10 @@ final class ProcessingLoop: @unchecked Sendable {
                 // None of its outputs can be written, ever: the record is set aside whole.
                 throw RecordRejected(RecordSizeLimit.errorClass, sizeLimit.refusal(of: output, size: size))
             }
+            if let (key, size) = state?.oversized {
+                // Nor could its state change reach the changelog, and with it the commit.
+                throw RecordRejected(RecordSizeLimit.stateErrorClass, sizeLimit.refusal(ofState: key, size: size))
+            }
             state?.endAttempt()
         } catch {
             // A failed attempt leaves no state behind.
@@ -893,7 +897,9 @@ final class ProcessingLoop: @unchecked Sendable {
                 try await restore(
                     store, from: prefix + changelog.name, partition: entry.partition, upTo: target ?? 0)
             }
-            states[entry.partition] = PartitionState(store: store)
+            let state = PartitionState(store: store)
+            state.valueLimit = sizeLimit.bytes - RecordSizeLimit.reserve
+            states[entry.partition] = state
         }
     }
 

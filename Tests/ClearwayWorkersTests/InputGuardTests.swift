@@ -221,6 +221,40 @@ struct InputGuardTests {
         #expect(full.value.count < 1_000_000 / 2)
     }
 
+    /// A record whose state change could never reach the changelog (here an order parked whole,
+    /// with a 25 kB ERP reference, under a 20 kB record limit) goes to the DLQ
+    /// (`state-too-large`), its state untouched, and the next order is parked as usual. The DLQ
+    /// record, over the limit too, carries its headers and where the value is, not the value.
+    @Test func aStateValueTooLargeForTheChangelogSetsItsInputAside() async throws {
+        var deployment = WorkerDeployment.enricher()
+        deployment.kafkaProperties = ["message.max.bytes": "20000"]
+        try await deployment.createTopics()
+        let huge = orderJSON("S-1", currency: "USD", lines: [("SKU-NONE", 1, "5.00")]).replacingOccurrences(
+            of: #""recordId":"SO-S-1""#, with: #""recordId":"\#(String(repeating: "x", count: 25_000))""#)
+        try await deployment.publish(
+            "orders.v1",
+            [("S-1", huge), ("S-2", orderJSON("S-2", currency: "USD", lines: [("SKU-NONE", 1, "5.00")]))],
+            partition: 0)
+        let watch = try await deployment.watch(["orders.exceptions.v1", "dlq.v1"])
+        let (group, task) = deployment.start()
+        try await watch.wait("S-2 parked", limit: .seconds(60)) { seen in
+            seen.records.contains { $0.json["orderId"] as? String == "S-2" }
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+        let seen = watch.seen.withLock { $0 }
+        let dead = seen.records.filter { $0.topic == deployment.topic("dlq.v1") }
+        #expect(dead.map(\.keyString) == ["S-1"])
+        #expect(dead.first?.headers.first(named: "dlq.error.class") == "state-too-large")
+        // Over the limit itself, the DLQ record says where the bytes are instead of copying them.
+        #expect(dead.first?.headers.first(named: "dlq.value.omitted")?.contains("offset 0") == true)
+        let exceptions = seen.records.filter { $0.topic == deployment.topic("orders.exceptions.v1") }.map(\.json)
+        #expect(exceptions.map { $0["orderId"] as? String } == ["S-2"])
+        let state = try StateInspector.snapshot(directory: deployment.stateDirectory, partition: 0)
+        #expect(state.entries["order/S-1"] == nil && state.entries["order/S-2"] != nil)
+    }
+
     /// Over the line limit: an exception on arrival that says what to do, and an earlier version
     /// of the order withdrawn.
     @Test func anOrderOverTheLineLimitIsRefusedOnArrival() async throws {
