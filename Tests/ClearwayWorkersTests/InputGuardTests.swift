@@ -289,6 +289,8 @@ struct InputGuardTests {
             seen.records.first { $0.topic == deployment.topic("orders.exceptions.v1") }?.json)
         #expect(exception["code"] as? String == "too-many-lines" && exception["status"] as? String == "rejected")
         #expect((exception["fix"] as? String)?.contains("at most 3 lines") == true)
+        let written = seen.records.filter { $0.topic.hasSuffix("orders.exceptions.v1") }.map(\.value)
+        #expect(try Schemas.problems(written, against: "orders.exceptions.v1") == [])
         let enriched = seen.records.filter { $0.topic == deployment.topic("orders.enriched.v1") }.map(\.json)
         #expect(enriched.map { $0["type"] as? String } == ["placed", "cancelled"])
     }
