@@ -595,35 +595,77 @@ final class ProcessingLoop: @unchecked Sendable {
                 kept.append(output)
                 continue
             }
-            let message = sizeLimit.refusal(of: output, size: size)
-            metrics.deadLettered.increment()
-            logger.warning(
-                "output sent to the DLQ", metadata: ["output.topic": "\(output.topic)", "error.message": "\(message)"])
-            let key = output.key.map { Data(utf8: $0) }
-            var headers = [
-                KafkaHeader(name: "dlq.source.topic", string: output.topic),
-                KafkaHeader(name: "dlq.source", string: source),
-                KafkaHeader(name: "dlq.worker", string: runtime.definition.name),
-                KafkaHeader(name: "dlq.error.class", string: RecordSizeLimit.errorClass),
-                KafkaHeader(name: "dlq.error.message", string: message),
-                KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
-            ]
-            var dead = ProducerRecord(
-                topic: prefix + StandardTopics.dlq.name, key: key, value: output.value, headers: headers)
-            if !sizeLimit.fits(key: key, value: output.value, headers: headers) {
-                headers.append(
-                    KafkaHeader(
-                        name: "dlq.value.omitted",
-                        string:
-                            "the output (\(output.value.count) bytes) is too large to copy here; the worker's state still holds what it was made from"
-                    ))
-                dead.headers = headers
-                dead.value = Data()
-                dead.isTombstone = true
-            }
-            try await send(dead)
+            try await deadLetter(
+                key: output.key.map { Data(utf8: $0) }, value: output.value, source: "\(source), to \(output.topic)",
+                errorClass: RecordSizeLimit.errorClass, message: sizeLimit.refusal(of: output, size: size))
         }
         return kept
+    }
+
+    /// Sends to the DLQ what a timer or a table change could not make (there is no input record
+    /// to copy): the key and value it concerns, `dlq.source` saying what it was, and why. A value
+    /// too large to copy is left out (`dlq.value.omitted`).
+    private func deadLetter(key: Data?, value: Data, source: String, errorClass: String, message: String)
+        async throws
+    {
+        metrics.deadLettered.increment()
+        logger.warning(
+            "sent to the DLQ",
+            metadata: ["dlq.source": "\(source)", "error.class": "\(errorClass)", "error.message": "\(message)"])
+        try beginIfNeeded()
+        var headers = [
+            KafkaHeader(name: "dlq.source", string: source),
+            KafkaHeader(name: "dlq.worker", string: runtime.definition.name),
+            KafkaHeader(name: "dlq.error.class", string: errorClass),
+            KafkaHeader(name: "dlq.error.message", string: message),
+            KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
+        ]
+        var dead = ProducerRecord(topic: prefix + StandardTopics.dlq.name, key: key, value: value, headers: headers)
+        if !sizeLimit.fits(key: key, value: value, headers: headers) {
+            headers.append(
+                KafkaHeader(
+                    name: "dlq.value.omitted",
+                    string:
+                        "the value (\(value.count) bytes) is too large to copy here; the worker's state still holds what it was made from"
+                ))
+            dead.headers = headers
+            dead.value = Data()
+            dead.isTombstone = true
+        }
+        try await send(dead)
+    }
+
+    /// A timer's or a table change's handler call, its state changes undone if it throws. A
+    /// failure that is not transient would fail again after every restart and stop the
+    /// partition: it goes to the DLQ (with `key` and `value`) and no outputs are returned; a
+    /// transient one returns `nil`, for the caller to try again later.
+    private func attempt(
+        _ state: PartitionState, source: String, key: String, value: Data,
+        _ body: () async throws -> [OutputRecord]
+    ) async throws -> [OutputRecord]? {
+        state.beginAttempt()
+        do {
+            let outputs = try await body()
+            if let (stateKey, size) = state.oversized {
+                throw RecordRejected(
+                    RecordSizeLimit.stateErrorClass, sizeLimit.refusal(ofState: stateKey, size: size))
+            }
+            state.endAttempt()
+            return outputs
+        } catch {
+            state.rollBackAttempt()
+            if let failure = error as? TransientFailure {
+                logger.info(
+                    "transient failure; trying again", metadata: ["source": "\(source)", "error.message": "\(failure)"])
+                return nil
+            }
+            let rejected = error as? RecordRejected
+            try await deadLetter(
+                key: Data(utf8: key), value: value, source: source,
+                errorClass: rejected?.errorClass ?? String(describing: type(of: error)),
+                message: rejected?.message ?? "\(error)")
+            return []
+        }
     }
 
     // MARK: Retries
@@ -967,9 +1009,20 @@ final class ProcessingLoop: @unchecked Sendable {
                 let context = HandlerContext(
                     worker: runtime.definition.name, topicPrefix: prefix,
                     inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
-                let outputs = try await divertOversized(
-                    runtime.definition.handler.timerFired(key: key, payload: payload, context: context),
-                    from: "timer \(key) of partition \(partition)")
+                let source = "timer \(key) of partition \(partition)"
+                guard
+                    let fired = try await attempt(
+                        state, source: source, key: key, value: payload,
+                        {
+                            try await runtime.definition.handler.timerFired(
+                                key: key, payload: payload, context: context)
+                        }
+                    )
+                else {
+                    firedTimers.remove(id)  // a transient failure: it fires again next turn
+                    continue
+                }
+                let outputs = try await divertOversized(fired, from: source)
                 if state.pendingTimers[key] == nil { state.cancel(timer: key) }
                 try await emit(outputs, traceparent: nil) { index, type in
                     CloudEvents.idBytes(
@@ -988,6 +1041,7 @@ final class ProcessingLoop: @unchecked Sendable {
         guard !tableReaders.isEmpty else { return }
         let changes = tables.drainChanges()
         guard !changes.isEmpty || !sweepPending.isEmpty else { return }
+        var retry = Set<Int32>()
         for (partition, state) in states.sorted(by: { $0.key < $1.key }) {
             let sweep = sweepPending.contains(partition)
             guard sweep || !changes.isEmpty else { continue }
@@ -995,9 +1049,16 @@ final class ProcessingLoop: @unchecked Sendable {
             let context = HandlerContext(
                 worker: runtime.definition.name, topicPrefix: prefix,
                 inputTopic: runtime.definition.inputs.first?.name ?? "", attempt: 1, state: state, tables: tables)
-            let outputs = try await divertOversized(
-                runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context),
-                from: "reference-table change, partition \(partition)")
+            let source = "reference-table change, partition \(partition)"
+            guard
+                let changed = try await attempt(
+                    state, source: source, key: "tables/\(partition)", value: Data(),
+                    { try await runtime.definition.handler.tablesChanged(sweep ? nil : changes, context: context) })
+            else {
+                retry.insert(partition)  // a transient failure: the partition hears "anything" next turn
+                continue
+            }
+            let outputs = try await divertOversized(changed, from: source)
             try await emit(outputs, traceparent: nil) { index, type in
                 CloudEvents.idBytes(
                     worker: runtime.definition.name, seed: "tables/\(partition)/\(index)", outputType: type)
@@ -1005,7 +1066,7 @@ final class ProcessingLoop: @unchecked Sendable {
             if uncommittedRecords == 0 { batchStarted = .now }
             uncommittedRecords += 1
         }
-        sweepPending = []
+        sweepPending = retry
     }
 
     private func stopTables() async {

@@ -31,6 +31,38 @@ struct StateTests {
             definition.declaredTopics)
     }
 
+    /// A timer whose handler can never succeed would fail again after every restart: it goes to
+    /// the DLQ (its key and payload, `dlq.source` naming it) with its state changes undone and
+    /// is not fired again, while the other timers and records go on.
+    @Test func aTimerThatAlwaysFailsGoesToTheDLQAndTheOthersFire() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        let definition = CountingHandler.definition(name: deployment.name, partitions: 2, timerDelay: .zero)
+        try await createTopics(deployment, definition)
+        try await deployment.produce([("poison-1", "a", []), ("key-1", "b", []), ("key-2", "c", [])])
+        var configuration = deployment.configuration()
+        configuration.stateDirectory = stateDirectory()
+        let (group, task) = start(definition, configuration, health: RuntimeHealth())
+        let dead = try await readAll(
+            topic: deployment.dlq, partitions: StandardTopics.dlq.partitions, servers: Broker.bootstrapServers,
+            expectAtLeast: 1)
+        let outputs = try await readAll(
+            topic: deployment.output, partitions: 2, servers: Broker.bootstrapServers, expectAtLeast: 5)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let values = Set(outputs.map { String(decoding: $0.value, as: UTF8.self) })
+        #expect(values == ["poison-1=1", "key-1=1", "key-2=1", "timer:key-1", "timer:key-2"])
+        #expect(dead.count == 1)
+        #expect(dead.first?.keyString == "remind/poison-1")
+        #expect(dead.first.map { String(decoding: $0.value, as: UTF8.self) } == "poison-1")
+        #expect(dead.first?.headers.first(named: "dlq.error.class") == "test-poison-timer")
+        #expect(dead.first?.headers.first(named: "dlq.source")?.hasPrefix("timer remind/poison-1") == true)
+        let state = try (0..<Int32(2)).map {
+            try StateInspector.snapshot(directory: configuration.stateDirectory, partition: $0)
+        }
+        #expect(state.allSatisfy { $0.timers.isEmpty }, "the failed timer is not fired again")
+        #expect(state.flatMap(\.entries.keys).allSatisfy { !$0.hasPrefix("touched/") })
+    }
+
     @Test func stateRestoredOnANewHostEqualsTheStateBefore() async throws {
         let deployment = EchoDeployment(partitions: 2)
         let definition = CountingHandler.definition(name: deployment.name, partitions: 2, timerDelay: .seconds(3600))

@@ -143,7 +143,7 @@ public func readAll(
 }
 
 /// A stateful test worker: counts records per key (state `count/<key>`), emits `key=count`, and
-/// schedules a timer per key that emits `timer:<key>` when due.
+/// schedules a timer per key that emits `timer:<key>` when due (and fails, for a `poison…` key).
 public struct CountingHandler: RecordHandler {
     public let output: String
     public let timerDelay: Duration
@@ -170,6 +170,10 @@ public struct CountingHandler: RecordHandler {
 
     public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
         let name = String(decoding: payload, as: UTF8.self)
+        if name.hasPrefix("poison") {
+            context.state?.set("touched/\(name)", Data())  // undone with the failed attempt
+            throw RecordRejected("test-poison-timer", "the timer of a \"poison…\" key never succeeds")
+        }
         return [
             OutputRecord(topic: output, key: name, value: Data("timer:\(name)".utf8), type: "clearway.test.timer.v1")
         ]
