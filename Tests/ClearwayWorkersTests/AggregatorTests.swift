@@ -196,13 +196,13 @@ struct AggregatorCrashTests {
         try await producer.flush()
         await producer.shutdown()
 
-        func environment(_ instance: String) -> [String: String] {
+        func environment(_ instance: String, staticMembership: Bool = true) -> [String: String] {
             [
                 "CLEARWAY_BOOTSTRAP_SERVERS": Broker.bootstrapServers.joined(separator: ","),
                 "CLEARWAY_TOPIC_PREFIX": deployment.prefix, "CLEARWAY_INSTANCE_ID": instance,
                 "CLEARWAY_STATE_DIR": NSTemporaryDirectory() + "clearway-agg-\(UUID().uuidString)",
                 "CLEARWAY_SESSION_TIMEOUT_MS": "6000", "CLEARWAY_HTTP_PORT": "0", "CLEARWAY_MAX_BATCH": "100",
-                "CLEARWAY_STATIC_MEMBERSHIP": "true", "CLEARWAY_LOG_LEVEL": "warning",
+                "CLEARWAY_STATIC_MEMBERSHIP": "\(staticMembership)", "CLEARWAY_LOG_LEVEL": "warning",
             ]
         }
         let committed = try CommittedOffsets(
@@ -218,12 +218,19 @@ struct AggregatorCrashTests {
         // restored and is deciding again, so they restore only the partitions that move to them.
         // (Starting all three at once, three restores and three rebalances at a time on a 2-core
         // machine once took longer than the bound in CI.)
-        var workers = [try WorkerProcess(environment: environment("agg-1"), executable: "aggregator")]
+        // Dynamic members here: on the test broker (tansu) a static member that rejoins keeps the
+        // metadata of its first join, so after a cooperative revoke the leader still sees it
+        // owning what it gave up and assigns those partitions to nobody (seen: four of six
+        // partitions unowned for good, their held shipments never released). The kills above
+        // keep static membership, which is what makes each restart quick.
+        var workers = [
+            try WorkerProcess(environment: environment("agg-1", staticMembership: false), executable: "aggregator")
+        ]
         let restarted = try await committed.total()
         try await committed.wait(
             for: min(Int64(count), restarted + 500), limit: .seconds(200), "the first instance deciding again")
         workers += try ["agg-2", "agg-3"].map {
-            try WorkerProcess(environment: environment($0), executable: "aggregator")
+            try WorkerProcess(environment: environment($0, staticMembership: false), executable: "aggregator")
         }
         try await committed.wait(for: Int64(count), limit: .seconds(400), "the three instances finishing")
         // Held shipments go on being released (a day's timer at a time) after the input is read.
