@@ -221,6 +221,44 @@ struct InputGuardTests {
         #expect(full.value.count < 1_000_000 / 2)
     }
 
+    /// The aggregator's decision embeds the screened shipment: a screened record just under the
+    /// record limit makes a decision over it. The record goes to the DLQ (none of its outputs is
+    /// written, its value not counted for the day) and the next shipment is decided.
+    @Test func aDecisionThatWouldPassTheRecordLimitSetsItsShipmentAside() async throws {
+        let deployment = try await WorkerDeployment.aggregator()
+        let consignee = key(42)
+        // 998,800 bytes: under the limit as input, over it with the decision's own fields.
+        let plain = screenedJSON("HUGE", consignee: consignee, value: "10.00", arrival: "2025-06-10")
+        let padding = String(repeating: "r", count: 998_800 - plain.utf8.count + "test".count)
+        let padded = plain.replacingOccurrences(of: #""references":"test""#, with: #""references":"\#(padding)""#)
+        try await deployment.publish(
+            "orders.screened.v1",
+            [
+                (consignee, padded),
+                (consignee, screenedJSON("SMALL", consignee: consignee, value: "20.00", arrival: "2025-06-10")),
+            ], partition: 0)
+        let watch = try await deployment.watch(["shipments.cleared.v1", "released.by-address.v1", "dlq.v1"])
+        let (group, task) = deployment.start()
+        @Sendable func records(_ topic: String, _ seen: ConsumerProbe.Seen) -> [ConsumerRecord] {
+            seen.records.filter { $0.topic == deployment.topic(topic) }
+        }
+        try await watch.wait("SMALL decided", limit: .seconds(60)) { seen in
+            records("shipments.cleared.v1", seen).contains { $0.json["orderId"] as? String == "SMALL" }
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+        let seen = watch.seen.withLock { $0 }
+        let dead = records("dlq.v1", seen)
+        #expect(dead.map { $0.headers.first(named: "dlq.error.class") } == ["output-too-large"])
+        #expect(dead.first?.keyString == consignee)
+        #expect(dead.first?.headers.first(named: "dlq.error.message")?.contains("shipments.cleared.v1") == true)
+        let decided = records("shipments.cleared.v1", seen).map(\.json)
+        #expect(decided.map { $0["orderId"] as? String } == ["SMALL"])
+        #expect(decided.first?["dayTotalUSD"] as? String == "20.00", "the set-aside shipment counts for nothing")
+        #expect(records("released.by-address.v1", seen).count == 1)
+    }
+
     /// A record whose state change could never reach the changelog (here an order parked whole,
     /// with a 25 kB ERP reference, under a 20 kB record limit) goes to the DLQ
     /// (`state-too-large`), its state untouched, and the next order is parked as usual. The DLQ
