@@ -29,11 +29,16 @@ struct RecordSizeLimit: Sendable {
         output.value.count + (output.key?.utf8.count ?? 0) + headerBytes(output.headers)
     }
 
+    /// An output's size as written (with the runtime's reserve), when it cannot be written.
+    func oversize(_ output: OutputRecord) -> Int? {
+        let size = Self.size(of: output) + Self.reserve
+        return size > bytes ? size : nil
+    }
+
     /// The first output that cannot be written, with its size.
     func firstOversized(_ outputs: [OutputRecord]) -> (output: OutputRecord, size: Int)? {
         for output in outputs {
-            let size = Self.size(of: output)
-            if size + Self.reserve > bytes { return (output, size + Self.reserve) }
+            if let size = oversize(output) { return (output, size) }
         }
         return nil
     }

@@ -564,21 +564,29 @@ final class ProcessingLoop: @unchecked Sendable {
                 KafkaHeader(name: "dlq.error.message", string: message),
                 KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
             ]
+        try await sendDeadLetter(
+            key: record.key, value: record.isTombstone ? nil : record.value, headers: headers, omitValue: omitValue,
+            whereValueIs:
+                "read it from \(record.topic) partition \(record.partition) offset \(record.offset) while the topic retains it"
+        )
+    }
+
+    /// Writes a DLQ record. One that could never be written as it is (over the producer's
+    /// limit: an input near the topic's own limit) would stop the partition: it goes without its
+    /// value, and `dlq.value.omitted` says where the bytes still are.
+    private func sendDeadLetter(
+        key: Data?, value: Data?, headers: [KafkaHeader], omitValue: Bool = false, whereValueIs: String
+    ) async throws {
         var dead = ProducerRecord(
-            topic: prefix + StandardTopics.dlq.name, key: record.key, value: record.value, headers: headers)
-        dead.isTombstone = record.isTombstone
-        if omitValue || !sizeLimit.fits(key: record.key, value: record.value, headers: headers) {
-            // The input with the DLQ's headers is over the producer's limit (an input near the
-            // topic's own limit): it could never be written, and would stop the partition. The
-            // headers say where the bytes still are.
+            topic: prefix + StandardTopics.dlq.name, key: key, value: value ?? Data(), headers: headers)
+        dead.isTombstone = value == nil
+        if let value, omitValue || !sizeLimit.fits(key: key, value: value, headers: headers) {
             dead.value = Data()
             dead.isTombstone = true
             dead.headers.append(
                 KafkaHeader(
                     name: "dlq.value.omitted",
-                    string:
-                        "the value (\(record.value.count) bytes) could not be copied here; read it from \(record.topic) partition \(record.partition) offset \(record.offset) while the topic retains it"
-                ))
+                    string: "the value (\(value.count) bytes) could not be copied here; \(whereValueIs)"))
         }
         try await send(dead)
     }
@@ -590,8 +598,7 @@ final class ProcessingLoop: @unchecked Sendable {
         guard sizeLimit.firstOversized(outputs) != nil else { return outputs }
         var kept: [OutputRecord] = []
         for output in outputs {
-            let size = RecordSizeLimit.size(of: output) + RecordSizeLimit.reserve
-            guard size > sizeLimit.bytes else {
+            guard let size = sizeLimit.oversize(output) else {
                 kept.append(output)
                 continue
             }
@@ -613,26 +620,16 @@ final class ProcessingLoop: @unchecked Sendable {
             "sent to the DLQ",
             metadata: ["dlq.source": "\(source)", "error.class": "\(errorClass)", "error.message": "\(message)"])
         try beginIfNeeded()
-        var headers = [
+        let headers = [
             KafkaHeader(name: "dlq.source", string: source),
             KafkaHeader(name: "dlq.worker", string: runtime.definition.name),
             KafkaHeader(name: "dlq.error.class", string: errorClass),
             KafkaHeader(name: "dlq.error.message", string: message),
             KafkaHeader(name: "dlq.time", string: CloudEvents.timestamp(Date())),
         ]
-        var dead = ProducerRecord(topic: prefix + StandardTopics.dlq.name, key: key, value: value, headers: headers)
-        if !sizeLimit.fits(key: key, value: value, headers: headers) {
-            headers.append(
-                KafkaHeader(
-                    name: "dlq.value.omitted",
-                    string:
-                        "the value (\(value.count) bytes) is too large to copy here; the worker's state still holds what it was made from"
-                ))
-            dead.headers = headers
-            dead.value = Data()
-            dead.isTombstone = true
-        }
-        try await send(dead)
+        try await sendDeadLetter(
+            key: key, value: value, headers: headers,
+            whereValueIs: "the worker's state still holds what it was made from")
     }
 
     /// A timer's or a table change's handler call, its state changes undone if it throws. A
@@ -809,10 +806,7 @@ final class ProcessingLoop: @unchecked Sendable {
         guard let error = error as? KafkaError else { throw error }
         if error.isFatal {
             logger.error("producer fenced or failed; rebuilding it", metadata: ["kafka.error": "\(error)"])
-            noteRefusals()
-            producer = try Self.makeProducer(runtime: runtime)
-            refusalsSeen = 0
-            try await producer.initTransactions()
+            try await rebuildProducer()
             inTransaction = false
             try await rewind()
         } else if error.transactionRequiresAbort || error.isRetriable || error.isInvalidState {
@@ -1087,10 +1081,7 @@ final class ProcessingLoop: @unchecked Sendable {
             do {
                 try await producer.abortTransaction()
             } catch let error as KafkaError where error.isFatal {
-                noteRefusals()
-                producer = try Self.makeProducer(runtime: runtime)
-                refusalsSeen = 0
-                try await producer.initTransactions()
+                try await rebuildProducer()
             }
             inTransaction = false
         }
@@ -1132,6 +1123,15 @@ final class ProcessingLoop: @unchecked Sendable {
         }
         try consumer.resume(assigned)
         try await consumer.seek(positions)
+    }
+
+    /// A new transactional producer in place of a fenced or failed one; the old one's refusals
+    /// are taken account of first (the new one counts from zero).
+    private func rebuildProducer() async throws {
+        noteRefusals()
+        producer = try Self.makeProducer(runtime: runtime)
+        refusalsSeen = 0
+        try await producer.initTransactions()
     }
 
     /// Takes account of records the broker refused for good since the last look.
