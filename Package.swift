@@ -17,6 +17,8 @@ let package = Package(
         .executable(name: "pga-router", targets: ["PGARouter"]),
         .executable(name: "aggregator", targets: ["Aggregator"]),
         .executable(name: "structuring", targets: ["Structuring"]),
+        .executable(name: "manifest-builder", targets: ["ManifestBuilder"]),
+        .executable(name: "filer-sim", targets: ["FilerSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -78,6 +80,10 @@ let package = Package(
             name: "Aggregator", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
         .executableTarget(
             name: "Structuring", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
+        .executableTarget(
+            name: "ManifestBuilder", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
+        .executableTarget(
+            name: "FilerSim", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
         .executableTarget(
             name: "PGARouter",
             dependencies: [

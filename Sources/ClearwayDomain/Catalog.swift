@@ -32,13 +32,16 @@ public struct CatalogItem: Hashable, Sendable, Codable {
     public var pgaFlags: [String]?
     /// Disclaim codes by flag, e.g. `{"FD1": "A"}`.
     public var pgaDisclaimers: [String: String]?
+    /// The PGA message data on file for a flag, by flag (e.g. `{"FD2": "FDA product code 31A-A-01 …"}`):
+    /// what the filer sends for a flag that asks for the agency's data.
+    public var pgaData: [String: String]?
     public var adcvdCase: String?
 
     /// Makes an item.
     public init(
         sku: String, hts: String? = nil, originCountry: String? = nil, description: String? = nil,
         manufacturer: Manufacturer? = nil, mid: String? = nil, pgaFlags: [String]? = nil,
-        pgaDisclaimers: [String: String]? = nil, adcvdCase: String? = nil
+        pgaDisclaimers: [String: String]? = nil, pgaData: [String: String]? = nil, adcvdCase: String? = nil
     ) {
         self.sku = sku
         self.hts = hts
@@ -48,6 +51,7 @@ public struct CatalogItem: Hashable, Sendable, Codable {
         self.mid = mid
         self.pgaFlags = pgaFlags
         self.pgaDisclaimers = pgaDisclaimers
+        self.pgaData = pgaData
         self.adcvdCase = adcvdCase
     }
 

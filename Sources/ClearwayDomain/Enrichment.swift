@@ -41,6 +41,9 @@ public struct OrderEvent: Codable, Hashable, Sendable {
     public var shipDate: String?
     public var warehouse: String?
     public var carrier: String?
+    /// The truck, trailer or flight the parcel crosses on, when the OMS or carrier knows it; the
+    /// manifest's conveyance is the carrier's trip (else its run from the warehouse), port and day.
+    public var trip: String?
     public var consignee: Consignee?
     public var lines: [Line]?
     public var erp: ERPReference?
@@ -48,8 +51,8 @@ public struct OrderEvent: Codable, Hashable, Sendable {
     /// Makes an order event.
     public init(
         orderId: String, type: Kind, version: Int, currency: String? = nil, shipDate: String? = nil,
-        warehouse: String? = nil, carrier: String? = nil, consignee: Consignee? = nil, lines: [Line]? = nil,
-        erp: ERPReference? = nil
+        warehouse: String? = nil, carrier: String? = nil, trip: String? = nil, consignee: Consignee? = nil,
+        lines: [Line]? = nil, erp: ERPReference? = nil
     ) {
         self.orderId = orderId
         self.type = type
@@ -58,6 +61,7 @@ public struct OrderEvent: Codable, Hashable, Sendable {
         self.shipDate = shipDate
         self.warehouse = warehouse
         self.carrier = carrier
+        self.trip = trip
         self.consignee = consignee
         self.lines = lines
         self.erp = erp
@@ -222,6 +226,8 @@ public struct EnrichedOrder: Codable, Hashable, Sendable {
         public var midSource: String
         public var pgaFlags: [String]?
         public var pgaDisclaimers: [String: String]?
+        /// The PGA message data filed for a flag (by flag), from the catalog.
+        public var pgaData: [String: String]? = nil
         public var adcvdCase: String?
     }
 
@@ -244,6 +250,8 @@ public struct EnrichedOrder: Codable, Hashable, Sendable {
     public var arrivalDay: String?
     public var warehouse: String?
     public var carrier: String?
+    /// The order's trip, when it names one (`OrderEvent.trip`).
+    public var trip: String? = nil
     public var portOfEntry: Port?
     public var currency: String?
     /// The order's fair retail value in its own currency.
@@ -436,7 +444,7 @@ public enum Enrichment {
                     lineNumber: number, sku: line.sku, quantity: line.quantity, unitPrice: price.amountText,
                     valueUSD: "", hts: hts.description, originCountry: origin.rawValue, description: item.description,
                     mid: mid.rawValue, midSource: builtMID ? "built" : "catalog", pgaFlags: item.pgaFlags,
-                    pgaDisclaimers: item.pgaDisclaimers, adcvdCase: item.adcvdCase))
+                    pgaDisclaimers: item.pgaDisclaimers, pgaData: item.pgaData, adcvdCase: item.adcvdCase))
         }
 
         // Value: the fair retail value in the country of shipment (19 CFR 10.151), converted at the
@@ -491,7 +499,7 @@ public enum Enrichment {
                 orderId: order.orderId, type: order.type, version: order.version, consigneeKey: keys.consigneeKey,
                 addressKey: keys.addressKey, consignee: order.consignee, shipDate: shipDay.description,
                 arrivalDay: arrival.description, warehouse: route.warehouse.code, carrier: order.carrier,
-                portOfEntry: route.port, currency: currency.rawValue, orderValue: total.amountText,
+                trip: order.trip, portOfEntry: route.port, currency: currency.rawValue, orderValue: total.amountText,
                 valueUSD: orderUSD.amountText, fx: fx, lines: lines, erp: order.erp, reasons: reasons))
     }
 

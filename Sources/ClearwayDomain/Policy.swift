@@ -17,6 +17,12 @@ public enum EntryType: String, Hashable, Sendable, Codable, CaseIterable, Compar
     case t11 = "T11"
     /// Type 01: formal consumption entry.
     case t01 = "T01"
+    /// Type 02: formal quota / visa entry.
+    case t02 = "T02"
+    /// Type 03: formal AD/CVD entry, whatever the value (CBP Form 7501 instructions, block 2).
+    case t03 = "T03"
+    /// Type 12: informal quota entry (non-textile).
+    case t12 = "T12"
 
     public static func < (lhs: EntryType, rhs: EntryType) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

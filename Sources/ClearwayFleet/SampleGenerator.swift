@@ -120,14 +120,15 @@ public struct SampleGenerator: Sendable {
             _ family: Family, _ count: Int, prefix: String, hts: [String?], origin: [String?], price: ClosedRange<Int>,
             describe: (Int) -> String, maker: (Int) -> CatalogItem.Manufacturer?,
             flags: (Int) -> [String]? = { _ in nil },
-            disclaimers: (Int) -> [String: String]? = { _ in nil }, adcvd: (Int) -> String? = { _ in nil }
+            disclaimers: (Int) -> [String: String]? = { _ in nil }, pgaData: (Int) -> [String: String]? = { _ in nil },
+            adcvd: (Int) -> String? = { _ in nil }
         ) {
             for index in 0..<count {
                 let sku = "\(prefix)-\(String(format: "%04d", index + 1))"
                 let item = CatalogItem(
                     sku: sku, hts: hts[index % hts.count], originCountry: origin[index % origin.count],
                     description: describe(index), manufacturer: maker(index), pgaFlags: flags(index),
-                    pgaDisclaimers: disclaimers(index), adcvdCase: adcvd(index))
+                    pgaDisclaimers: disclaimers(index), pgaData: pgaData(index), adcvdCase: adcvd(index))
                 products.append(
                     Product(item: item, priceUSD: Double(random.int(price)) + 0.99, family: family))
             }
@@ -161,6 +162,16 @@ public struct SampleGenerator: Sendable {
                 .init(
                     name: "Cafe \(["Altura", "Sierra Madre", "Huila"][$0 % 3]) SA", street: "Carrera \(10 + $0) No 45",
                     city: ["Oaxaca", "Bogota"][$0 % 2], country: ["MX", "CO"][$0 % 2])
+            },
+            // FD4 asks for FDA's prior-notice data: on file for all but two coffees, which the
+            // manifest-builder then refuses to file (missing-filing-data) until the PIM adds it.
+            pgaData: {
+                $0 % 10 == 9
+                    ? nil
+                    : [
+                        "FD4":
+                            "FDA prior notice: product code 31A-A-0\($0 % 9), FFR 1\(String(format: "%04d", 2_000 + $0))"
+                    ]
             })
         add(
             .cosmetics, 20, prefix: "COS", hts: ["3304.99.5000"], origin: ["CA", "FR"], price: 12...65,

@@ -196,6 +196,10 @@ public enum StandardTopics {
     /// The aggregator's releases re-keyed by `addressKey`, for the structuring watch (internal).
     public static let releasedByAddress = TopicDeclaration(
         "released.by-address.v1", retention: .seconds(30 * 24 * 3600))
+    /// The aggregator's releases re-keyed by conveyance (`Conveyance.id`), for the
+    /// manifest-builder: one partition owns each manifest (internal).
+    public static let releasedByConveyance = TopicDeclaration(
+        "released.by-conveyance.v1", retention: .seconds(30 * 24 * 3600))
 
     /// The state changelogs of the stateful workers (`<worker>.changelog`, compacted, partitioned
     /// like their input; `WorkerDefinition.changelog`). A test checks that every worker's declared
@@ -204,12 +208,14 @@ public enum StandardTopics {
         TopicDeclaration("enricher.changelog", partitions: orders.partitions, compacted: true),
         TopicDeclaration("aggregator.changelog", partitions: ordersScreened.partitions, compacted: true),
         TopicDeclaration("structuring.changelog", partitions: releasedByAddress.partitions, compacted: true),
+        TopicDeclaration("manifest-builder.changelog", partitions: releasedByConveyance.partitions, compacted: true),
+        TopicDeclaration("filer-sim.changelog", partitions: manifests.partitions, compacted: true),
     ]
 
     /// All of them: what `clearway topics apply` creates.
     public static let all: [TopicDeclaration] =
         [
             orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
-            erpWriteback, exceptions, alerts, reroutes, dlq, releasedByAddress,
+            erpWriteback, exceptions, alerts, reroutes, dlq, releasedByAddress, releasedByConveyance,
         ] + changelogs
 }

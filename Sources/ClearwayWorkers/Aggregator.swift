@@ -31,6 +31,27 @@ public struct ClearedShipment: Codable, Hashable, Sendable {
     public var shipment: ScreenedOrder?
 }
 
+/// A `released.by-conveyance.v1` record (key: `Conveyance.id`): a release, or the withdrawal of
+/// one, for the manifest-builder that owns the conveyance's manifest.
+public struct ConveyanceRelease: Codable, Hashable, Sendable {
+    public static let type = "clearway.shipment.released-for-conveyance.v1"
+
+    public var conveyance: Conveyance
+    public var orderId: String
+    public var shipmentId: String
+    /// The version released (for a withdrawal: the version withdrawn).
+    public var version: Int
+    public var consigneeKey: String
+    /// True when the release is taken back: the order was cancelled or decided again.
+    public var withdrawn: Bool
+    /// The aggregator's entry type (T86, or the informal / formal lane the manifest finalizes).
+    public var entryType: EntryType?
+    public var valueUSD: String
+    public var policyVersion: String
+    /// The screened shipment, on a release.
+    public var shipment: ScreenedOrder?
+}
+
 /// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).
 public struct RerouteRequest: Codable, Hashable, Sendable {
     public var orderId: String
@@ -47,7 +68,8 @@ public struct RerouteRequest: Codable, Hashable, Sendable {
 /// 143.22), exactly once through the runtime's state and transactions. Every release, and
 /// every withdrawal of one, also goes to `released.by-address.v1` keyed by `addressKey`, where
 /// the structuring watch (`StructuringHandler`) sees all consignees at one address together,
-/// whichever partition each consignee has here.
+/// whichever partition each consignee has here, and to `released.by-conveyance.v1` keyed by
+/// its conveyance, where one manifest-builder instance builds each conveyance's manifest.
 ///
 /// State per input partition (all of a consignee's shipments share its partition):
 /// - `window/<day>/<consigneeKey>`: the `DayWindow` (shipments released into it);
@@ -83,8 +105,8 @@ public struct AggregatorHandler: RecordHandler {
         WorkerDefinition(
             name: name, inputs: [StandardTopics.ordersScreened],
             outputs: [
-                StandardTopics.shipmentsCleared, StandardTopics.releasedByAddress, StandardTopics.reroutes,
-                StandardTopics.exceptions,
+                StandardTopics.shipmentsCleared, StandardTopics.releasedByAddress,
+                StandardTopics.releasedByConveyance, StandardTopics.reroutes, StandardTopics.exceptions,
             ],
             handler: AggregatorHandler(
                 timeline: timeline, overflow: overflow, ports: ports, retentionDays: retentionDays),
@@ -164,6 +186,8 @@ struct ShipmentMemory: Codable {
     var day: String
     /// A held shipment, to re-evaluate when its day begins.
     var held: ScreenedOrder?
+    /// A released shipment's conveyance (absent in state written before manifests).
+    var conveyance: Conveyance? = nil
 }
 
 /// One record's (or timer's) decisions on a partition's state.
@@ -221,12 +245,13 @@ struct Decisions {
         switch decision.outcome {
         case .release(let type):
             try store(decision.window, at: windowKey, day: day)
+            let conveyance = Conveyance(of: shipment.order)
             state.set(
                 "shipment/\(id)",
                 try encoder.encode(
                     ShipmentMemory(
                         version: version, orderId: shipment.order.orderId, status: .released, consigneeKey: consignee,
-                        addressKey: shipment.order.addressKey, day: day.description)))
+                        addressKey: shipment.order.addressKey, day: day.description, conveyance: conveyance)))
             let total =
                 type == .t86
                 ? decision.window.deMinimisTotalUSD
@@ -242,6 +267,15 @@ struct Decisions {
                         orderId: shipment.order.orderId, shipmentId: id, valueUSD: Money(value, .usd).amountText,
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
                         policyVersion: policy.version, withdrawn: false), seed: "\(id)/v\(version)/\(day)"))
+            if let conveyance {
+                outputs.append(
+                    try forManifest(
+                        ConveyanceRelease(
+                            conveyance: conveyance, orderId: shipment.order.orderId, shipmentId: id, version: version,
+                            consigneeKey: consignee, withdrawn: false, entryType: type,
+                            valueUSD: shipment.order.valueUSD ?? "0.00", policyVersion: policy.version,
+                            shipment: shipment)))
+            }
         case .hold(let until):
             state.set(
                 "shipment/\(id)",
@@ -385,6 +419,13 @@ struct Decisions {
                 state.set(key, try encoder.encode(window.removing(id).window))
             }
             let policy = try handler.timeline.policy(on: try Day(memory.day))
+            let manifest = try memory.conveyance.map {
+                try forManifest(
+                    ConveyanceRelease(
+                        conveyance: $0, orderId: memory.orderId ?? id, shipmentId: id, version: memory.version,
+                        consigneeKey: memory.consigneeKey, withdrawn: true, entryType: nil, valueUSD: "0.00",
+                        policyVersion: policy.version, shipment: nil))
+            }
             return [
                 try contribution(
                     AddressContribution(
@@ -393,7 +434,7 @@ struct Decisions {
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
                         policyVersion: policy.version, withdrawn: true),
                     seed: "\(id)/v\(memory.version)/\(memory.day)/withdrawn")
-            ]
+            ] + (manifest.map { [$0] } ?? [])
         case .held:
             state.cancel(timer: "release/\(id)")
         case .cancelled, .rerouted:
@@ -408,6 +449,16 @@ struct Decisions {
         OutputRecord(
             topic: StandardTopics.releasedByAddress.name, key: contribution.addressKey,
             value: try encoder.encode(contribution), type: AddressContribution.type, idSeed: seed)
+    }
+
+    /// A release (or its withdrawal) for the manifest of its conveyance, keyed by the conveyance.
+    private func forManifest(_ release: ConveyanceRelease) throws -> OutputRecord {
+        OutputRecord(
+            topic: StandardTopics.releasedByConveyance.name, key: release.conveyance.id,
+            value: try encoder.encode(release), type: ConveyanceRelease.type,
+            idSeed:
+                "\(release.shipmentId)/v\(release.version)/\(release.conveyance.id)/\(release.withdrawn ? "withdrawn" : "released")"
+        )
     }
 
     private func store(_ window: DayWindow, at key: String, day: Day) throws {
