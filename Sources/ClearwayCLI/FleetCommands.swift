@@ -117,6 +117,8 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Wait up to this many seconds for every order to have an outcome, showing progress.")
     var wait: Int?
     @Option(help: "With --wait: seconds without a new record that count as done.") var quiet = 3
+    @Flag(help: "With --wait: also wait until every released shipment has an entry result or a refusal to file.")
+    var waitForFiling = false
 
     func validate() throws {
         if !title.isEmpty, title.count != max(1, prefix.count) {
@@ -177,11 +179,18 @@ struct ReportCommand: AsyncParsableCommand {
             take(records)
             if wait != nil {
                 let progress = tallies.map { tally in
-                    "\(tally.prefix) \(tally.orderKeys.count - tally.undecided)/\(tally.orderKeys.count) orders decided"
+                    let filing =
+                        waitForFiling
+                        ? ", \(tally.releasedShipments.count - tally.unfiled)/\(tally.releasedShipments.count) released filed"
+                        : ""
+                    return
+                        "\(tally.prefix) \(tally.orderKeys.count - tally.undecided)/\(tally.orderKeys.count) orders decided\(filing)"
                 }
                 print("[report] \(Int(seconds(clock.now - start)))s  " + progress.joined(separator: "  "))
             }
-            let settled = tallies.allSatisfy { $0.orderKeys.count > 0 && $0.undecided == 0 }
+            let settled = tallies.allSatisfy {
+                $0.orderKeys.count > 0 && $0.undecided == 0 && (!waitForFiling || $0.unfiled == 0)
+            }
             if settled, clock.now - lastNew >= .seconds(quiet) {
                 behind = await watchesBehind()
                 if behind.isEmpty { break }
@@ -196,6 +205,13 @@ struct ReportCommand: AsyncParsableCommand {
         let undecided = tallies.map(\.undecided).reduce(0, +)
         if wait != nil, undecided > 0 {
             print("\(undecided) orders had no outcome within \(wait!) s: is every worker running? (see its log)")
+            throw ExitCode(1)
+        }
+        let unfiled = tallies.map(\.unfiled).reduce(0, +)
+        if wait != nil, waitForFiling, unfiled > 0 {
+            print(
+                "\(unfiled) released shipments had no entry result within \(wait!) s: are the manifest-builder and the filer-sim running, and do their manifests close (CLEARWAY_MANIFEST_CLOSE_AFTER)?"
+            )
             throw ExitCode(1)
         }
         if !behind.isEmpty {

@@ -1,4 +1,5 @@
 import ClearwayDomain
+import ClearwayWorkers
 import Foundation
 
 /// A readable summary of one or more deployments, side by side: one row per measure, one column
@@ -23,7 +24,7 @@ public struct FleetSummary: Sendable {
         row("  with an outcome") { count($0.orderKeys.count - $0.undecided) }
         row("enriched → screened") { "\(count($0.enriched)) → \(count($0.screened))" }
         row("shipments decided") { count($0.shipments.count) }
-        for type in EntryType.allCases {
+        for type in [EntryType.t86, .t11, .t01] {
             row("  released \(type.rawValue)") { tally in
                 let released = tally.released(type)
                 let value = released.reduce(Decimal(0)) { $0 + $1.value }
@@ -50,6 +51,27 @@ public struct FleetSummary: Sendable {
             row("  \(reason)") { count($0.deadLettersByReason[reason] ?? 0) }
         }
         row("structuring alerts") { count($0.alerts.count) }
+        row("manifests closed (amendments)") { "\(count($0.manifestsClosed)) (\(count($0.amendments)))" }
+        let filed = tallies.map { tally in tally.entries.values.filter { !tally.cancelledEntries.contains($0.entryId) }
+        }
+        row("entries filed") { tally in count(filed[tallies.firstIndex { $0.prefix == tally.prefix }!].count) }
+        let types = Set(filed.flatMap { $0.map(\.entryType) }).sorted()
+        for type in types {
+            row("  \(type.rawValue)") { tally in
+                count(filed[tallies.firstIndex { $0.prefix == tally.prefix }!].filter { $0.entryType == type }.count)
+            }
+        }
+        row("shipments refused (incomplete entry)") { count($0.filingRefusals.count) }
+        for event in EntryResult.Event.allCases {
+            row("entry results: \(event.rawValue)") { count($0.resultsByEvent[event] ?? 0) }
+        }
+        let rejections = Set(tallies.flatMap { $0.rejectionsByCode.keys }).sorted()
+        for code in rejections {
+            row("  rejected \(code)") { count($0.rejectionsByCode[code] ?? 0) }
+        }
+        row("example entry number") { tally in
+            tally.results.values.joined().first { $0.event == .accepted }?.entryNumber ?? "-"
+        }
         return rows
     }
 

@@ -42,6 +42,15 @@ public struct FleetTally: Sendable {
     public private(set) var deadLettersByReason: [String: Int] = [:]
     public private(set) var alerts: [StructuringAlert] = []
     public private(set) var reroutes = 0
+    /// Filing: closed manifests and amendments, the entries as they now stand (by entry id),
+    /// the shipments on each (after amendments), and the entry results per shipment in order.
+    public private(set) var manifestsClosed = 0
+    public private(set) var amendments = 0
+    public private(set) var entries: [String: ManifestEntry] = [:]
+    public private(set) var cancelledEntries: Set<String> = []
+    public private(set) var results: [String: [EntryResult]] = [:]
+    /// Shipments the manifest-builder refused to file (`incomplete-entry`), by order.
+    public private(set) var filingRefusals: [String: OrderException] = [:]
     /// Records on the outcome topics that were not valid JSON of their kind (should be none).
     public private(set) var unreadable: [String] = []
 
@@ -56,7 +65,7 @@ public struct FleetTally: Sendable {
     public var topics: [String] {
         [
             "orders.v1", "orders.enriched.v1", "orders.screened.v1", "shipments.cleared.v1", "orders.exceptions.v1",
-            "dlq.v1", "alerts.v1", "reroutes.v1",
+            "dlq.v1", "alerts.v1", "reroutes.v1", "manifests.v1", "entry-results.v1",
         ].map { prefix + $0 }
     }
 
@@ -88,7 +97,28 @@ public struct FleetTally: Sendable {
                 unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
                 return
             }
-            exceptions[exception.orderId] = exception
+            // A refusal to file comes after the order's outcome (its decision): a filing result.
+            if exception.stage == ManifestBuilderHandler.name {
+                filingRefusals[exception.orderId] = exception
+            } else {
+                exceptions[exception.orderId] = exception
+            }
+        case "manifests.v1":
+            guard let manifest = try? Self.decoder.decode(ManifestRecord.self, from: record.value) else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                return
+            }
+            if manifest.kind == .manifest { manifestsClosed += 1 } else { amendments += 1 }
+            for entry in manifest.entries { entries[entry.entryId] = entry }
+            if let amendment = manifest.amendment, amendment.action == .cancel {
+                cancelledEntries.insert(amendment.entryId)
+            }
+        case "entry-results.v1":
+            guard let result = try? Self.decoder.decode(EntryResult.self, from: record.value) else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                return
+            }
+            results[result.shipmentId, default: []].append(result)
         case "dlq.v1":
             deadLetters += 1
             let reason = record.headers.first(named: "dlq.error.class") ?? "unknown"
@@ -156,6 +186,49 @@ public struct FleetTally: Sendable {
     /// Exceptions per code.
     public var exceptionsByCode: [String: Int] {
         exceptions.values.reduce(into: [:]) { $0[$1.code, default: 0] += 1 }
+    }
+
+    /// The shipments released at the end (their last decision), by id.
+    public var releasedShipments: [String: ClearedShipment] {
+        shipments.filter { $0.value.last.status == .released }.mapValues(\.last)
+    }
+
+    /// The entry each shipment is on now, after amendments (cancelled entries hold none).
+    public var entryOfShipment: [String: ManifestEntry] {
+        var map: [String: ManifestEntry] = [:]
+        for entry in entries.values where !cancelledEntries.contains(entry.entryId) {
+            for shipment in entry.shipments { map[shipment.shipmentId] = entry }
+        }
+        return map
+    }
+
+    /// A shipment's filing outcome: the last of its accepted / rejected / amended / cancelled
+    /// results (dispositions and PGA statuses come after acceptance).
+    public func filingOutcome(of shipmentId: String) -> EntryResult? {
+        results[shipmentId]?.last { [.accepted, .rejected, .amended, .cancelled].contains($0.event) }
+    }
+
+    /// Released shipments with neither a filing outcome nor a refusal to file yet.
+    public var unfiled: Int {
+        releasedShipments.values.filter { filingOutcome(of: $0.shipmentId) == nil && filingRefusals[$0.orderId] == nil }
+            .count
+    }
+
+    /// Entry results per event, and rejections per condition code.
+    public var resultsByEvent: [EntryResult.Event: Int] {
+        results.values.joined().reduce(into: [:]) { $0[$1.event, default: 0] += 1 }
+    }
+
+    public var rejectionsByCode: [String: Int] {
+        results.values.joined().filter { $0.event == .rejected }.flatMap(\.conditions).filter { $0.severity == .fatal }
+            .reduce(into: [:]) { $0[$1.code, default: 0] += 1 }
+    }
+
+    /// Entry numbers to the entries that carry them (each must carry one).
+    public var entryNumbers: [String: Set<String>] {
+        results.values.joined().reduce(into: [:]) { map, result in
+            if let number = result.entryNumber { map[number, default: []].insert(result.entryId) }
+        }
     }
 
     /// The policy versions the decisions named.

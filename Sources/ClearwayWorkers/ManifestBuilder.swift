@@ -312,7 +312,7 @@ struct Manifests {
         state.remove("open/\(conveyance)")
         state.cancel(timer: "close/\(conveyance)")
         let members = try state.keys(withPrefix: "m/\(conveyance)/").compactMap { key -> ConveyanceRelease? in
-            state.remove(key)
+            defer { state.remove(key) }
             return try load(ConveyanceRelease.self, key)
         }
         for key in try state.keys(withPrefix: "c/\(conveyance)/") { state.remove(key) }

@@ -8,8 +8,10 @@ import Foundation
 import Testing
 
 /// The fleet end to end: the sample published to two deployments (the shipped timeline and the
-/// Section 321 what-if), the enricher, pga-router, aggregator and structuring watch of each as separate processes
-/// on the real broker, and everything checked from the topics.
+/// Section 321 what-if), the enricher, pga-router, aggregator, structuring watch, manifest-builder
+/// and filer-sim of each as separate processes on the real broker (the current deployment's
+/// manifest-builder and filer-sim killed with SIGKILL mid-run and restarted), and everything
+/// checked from the topics.
 @Suite(.enabled(if: Broker.isAvailable, "needs a broker: run ./scripts/test"))
 struct EndToEndTests {
     /// One deployment: its prefix, policy and worker processes.
@@ -32,6 +34,9 @@ struct EndToEndTests {
                     "CLEARWAY_STATE_DIR": "\(stateDirectory)/\(worker)", "CLEARWAY_HTTP_PORT": "0",
                     "CLEARWAY_INSTANCE_ID": "e2e", "CLEARWAY_SESSION_TIMEOUT_MS": "6000",
                     "CLEARWAY_CONSIGNEE_SECRET": "e2e-secret-of-at-least-16-bytes", "CLEARWAY_LOG_LEVEL": "warning",
+                    // Manifests close 3 s after they open, or at 20 entries; answers come in 0.5–1 s.
+                    "CLEARWAY_MANIFEST_CLOSE_AFTER": "3", "CLEARWAY_MANIFEST_MAX_ENTRIES": "20",
+                    "CLEARWAY_FILER_DELAY_MS": "500",
                 ], executable: worker)
         }
     }
@@ -59,13 +64,22 @@ struct EndToEndTests {
         try await producer.flush()
         await producer.shutdown()
 
-        var workers: [WorkerProcess] = []
+        let names = ["enricher", "pga-router", "aggregator", "structuring", "manifest-builder", "filer-sim"]
+        let workers = Locked<[WorkerProcess]>([])
         for deployment in deployments {
-            for worker in ["enricher", "pga-router", "aggregator", "structuring"] {
-                workers.append(try deployment.start(worker))
+            for worker in names { try workers.withLock { $0.append(try deployment.start(worker)) } }
+        }
+        defer { for worker in workers.withLock({ $0 }) { worker.signal(SIGKILL) } }
+        /// Kills the current deployment's manifest-builder and filer-sim (SIGKILL) and starts them again.
+        @Sendable func crashFilingWorkers() throws {
+            try workers.withLock { workers in
+                for name in ["manifest-builder", "filer-sim"] {
+                    let index = names.firstIndex(of: name)!
+                    workers[index].signal(SIGKILL)
+                    workers[index] = try deployments[0].start(name)
+                }
             }
         }
-        defer { for worker in workers { worker.signal(SIGKILL) } }
 
         let empty = deployments.map { FleetTally(prefix: $0.prefix) }
         let expected = sample.orderKeys.count
@@ -84,17 +98,25 @@ struct EndToEndTests {
                 }
             }
         }
-        var (tallies, records) = try await within(.seconds(180), "every order of both deployments decided") {
+        var (tallies, records) = try await within(.seconds(240), "every order of both deployments decided and filed") {
             var tallies = empty
             var records: [ConsumerRecord] = []
             var quietSince = ContinuousClock.now
+            var crashed = false
             while true {
                 try Task.checkCancellation()
                 let batch = try await reader.read(for: .milliseconds(500))
                 if !batch.isEmpty { quietSince = .now }
                 take(batch, into: &tallies, &records)
-                let done = tallies.allSatisfy { $0.orderKeys.count == expected && $0.undecided == 0 }
-                if done, ContinuousClock.now - quietSince > .seconds(3) { return (tallies, records) }
+                // kill -9 of the filing workers once manifests flow: nothing lost, nothing doubled.
+                if !crashed, tallies[0].manifestsClosed >= 3 {
+                    try crashFilingWorkers()
+                    crashed = true
+                }
+                let done = tallies.allSatisfy {
+                    $0.orderKeys.count == expected && $0.undecided == 0 && $0.unfiled == 0
+                }
+                if done, crashed, ContinuousClock.now - quietSince > .seconds(4) { return (tallies, records) }
             }
         }
         // The alerts come one stage later: wait until each structuring watch has committed past
@@ -117,7 +139,7 @@ struct EndToEndTests {
         }
         take(try await reader.read(for: .seconds(2)), into: &tallies, &records)
         await reader.close()
-        for worker in workers {
+        for worker in workers.withLock({ $0 }) {
             worker.signal(SIGTERM)
             #expect(await worker.waitForExit(limit: .seconds(15)) == 0, "a worker did not stop cleanly on SIGTERM")
         }
@@ -152,6 +174,58 @@ struct EndToEndTests {
             #expect(alert.consignees.count >= 2 && total > 800 && alert.totalUSD == Money(total, .usd).amountText)
         }
 
+        // Filing: every released shipment ends in exactly one accepted or rejected entry (after
+        // amendments) or a refusal naming the missing element; no entry number on two entries;
+        // every check digit verifies; no T11 over $2,500; nothing incomplete filed.
+        for tally in tallies {
+            let onEntry = tally.entryOfShipment
+            for (id, shipment) in tally.releasedShipments {
+                if let refusal = tally.filingRefusals[shipment.orderId] {
+                    #expect(refusal.code == "incomplete-entry" && onEntry[id] == nil, "\(id): refused yet filed")
+                    continue
+                }
+                let outcome = tally.filingOutcome(of: id)
+                #expect(
+                    outcome.map { [.accepted, .rejected, .amended].contains($0.event) } == true,
+                    "\(tally.prefix): \(id) ends without an accepted or rejected entry: \(String(describing: outcome))")
+                #expect(onEntry[id] != nil && outcome?.entryId == onEntry[id]?.entryId, "\(id) on no entry, or on two")
+            }
+            #expect(tally.manifestsClosed > 0 && !tally.entries.isEmpty, "\(tally.prefix): nothing filed")
+            for (number, entryIds) in tally.entryNumbers {
+                #expect(entryIds.count == 1, "entry number \(number) on \(entryIds.sorted())")
+                #expect((try? EntryNumber(number))?.description == number, "\(number) does not verify")
+            }
+            #expect(!tally.entryNumbers.isEmpty, "\(tally.prefix): no entry numbers")
+            for entry in tally.entries.values where !tally.cancelledEntries.contains(entry.entryId) {
+                let total = (try? Decimal(parsingPlain: entry.totalValueUSD)) ?? 0
+                #expect(entry.entryType != .t11 || total <= 2_500, "\(entry.entryId): a T11 of \(total)")
+                #expect(entry.entryType != .t86 || entry.shipments.count == 1, "\(entry.entryId): T86 with two bills")
+                for line in entry.lines {
+                    #expect(
+                        (try? HTSCode(line.hts))?.isStatisticalReportingNumber == true && (try? MID(line.mid)) != nil
+                            && !line.description.isEmpty, "\(entry.entryId): an incomplete line filed")
+                    for flag in line.pga where flag.flag.last.map({ Int(String($0))! % 2 == 0 }) == true {
+                        #expect(
+                            flag.data != nil || flag.disclaimer != nil, "\(entry.entryId): \(flag.flag) without data")
+                    }
+                }
+            }
+            // One entry per consignee per conveyance (19 CFR 141.51), Type 86 aside.
+            let perConsignee = Dictionary(
+                grouping: tally.entries.values.filter {
+                    $0.entryType != .t86 && !tally.cancelledEntries.contains($0.entryId)
+                },
+                by: { "\($0.consigneeKey)/\($0.port)/\($0.arrivalDay)/\($0.carrier)/\($0.trip)" })
+            #expect(
+                perConsignee.values.allSatisfy { $0.count == 1 },
+                "\(tally.prefix): a consignee with two entries on one conveyance")
+        }
+        #expect(
+            current.entries.values.contains { $0.entryType == .t11 }
+                && !current.entries.values.contains { $0.entryType == .t86 })
+        #expect(whatif.entries.values.contains { $0.entryType == .t86 })
+        #expect(tallies.contains { !$0.filingRefusals.isEmpty }, "the sample's coffees without FDA data are refused")
+
         // Every exception says why and what would fix it.
         let exceptions = records.filter { $0.topic.hasSuffix("orders.exceptions.v1") }
         #expect(!exceptions.isEmpty)
@@ -165,6 +239,7 @@ struct EndToEndTests {
         // Every record a worker wrote matches its schema; and no output was written twice.
         for schema in [
             "orders.enriched.v1", "orders.screened.v1", "shipments.cleared.v1", "orders.exceptions.v1", "alerts.v1",
+            "manifests.v1", "entry-results.v1",
         ] {
             let values = records.filter { $0.topic.hasSuffix("." + schema) }.map(\.value)
             #expect(!values.isEmpty || schema == "alerts.v1", "no \(schema) records to check")
