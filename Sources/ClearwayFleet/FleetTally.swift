@@ -49,6 +49,9 @@ public struct FleetTally: Sendable {
     public private(set) var entries: [String: ManifestEntry] = [:]
     public private(set) var cancelledEntries: Set<String> = []
     public private(set) var results: [String: [EntryResult]] = [:]
+    /// The `ce_id`s of the filing records counted: a record seen again (a killed worker's
+    /// transaction a broker left visible) is dropped, as the topic contract says.
+    private var filingIds: Set<String> = []
     /// Shipments the manifest-builder refused to file (`incomplete-entry`), by order.
     public private(set) var filingRefusals: [String: OrderException] = [:]
     /// Records on the outcome topics that were not valid JSON of their kind (should be none).
@@ -104,6 +107,7 @@ public struct FleetTally: Sendable {
                 exceptions[exception.orderId] = exception
             }
         case "manifests.v1":
+            if let id = record.headers.first(named: "ce_id"), !filingIds.insert(topic + "/" + id).inserted { return }
             guard let manifest = try? Self.decoder.decode(ManifestRecord.self, from: record.value) else {
                 unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
                 return
@@ -114,6 +118,7 @@ public struct FleetTally: Sendable {
                 cancelledEntries.insert(amendment.entryId)
             }
         case "entry-results.v1":
+            if let id = record.headers.first(named: "ce_id"), !filingIds.insert(topic + "/" + id).inserted { return }
             guard let result = try? Self.decoder.decode(EntryResult.self, from: record.value) else {
                 unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
                 return

@@ -50,6 +50,22 @@ public struct ConveyanceRelease: Codable, Hashable, Sendable {
     public var policyVersion: String
     /// The screened shipment, on a release.
     public var shipment: ScreenedOrder?
+
+    public init(
+        conveyance: Conveyance, orderId: String, shipmentId: String, version: Int, consigneeKey: String,
+        withdrawn: Bool, entryType: EntryType?, valueUSD: String, policyVersion: String, shipment: ScreenedOrder?
+    ) {
+        self.conveyance = conveyance
+        self.orderId = orderId
+        self.shipmentId = shipmentId
+        self.version = version
+        self.consigneeKey = consigneeKey
+        self.withdrawn = withdrawn
+        self.entryType = entryType
+        self.valueUSD = valueUSD
+        self.policyVersion = policyVersion
+        self.shipment = shipment
+    }
 }
 
 /// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).

@@ -261,8 +261,9 @@ struct Filing {
         self.partition = partition
     }
 
-    /// Files an entry: accepted with the next entry number, or rejected.
-    mutating func file(_ entry: ManifestEntry, manifestId: String) throws -> [OutputRecord] {
+    /// Files an entry: accepted with the next entry number, or rejected. `filing` tells a
+    /// re-filing (a rejected entry's correction) apart in the results' ids.
+    mutating func file(_ entry: ManifestEntry, manifestId: String, filing: String = "") throws -> [OutputRecord] {
         let key = "entry/\(entry.entryId)"
         if try state.value(key) != nil { return [] }
         let conditions = customs.conditions(entry)
@@ -270,7 +271,7 @@ struct Filing {
             manifestId: manifestId, entry: entry, entryNumber: nil, stage: "rejected", amendments: [])
         if conditions.contains(where: { $0.severity == .fatal }) {
             state.set(key, try encoder.encode(simulated))
-            return try results(simulated, .rejected, conditions: conditions, seed: "rejected")
+            return try results(simulated, .rejected, conditions: conditions, seed: "rejected\(filing)")
         }
         let number = try nextEntryNumber()
         if try state.value("n/\(number)") != nil {
@@ -282,7 +283,7 @@ struct Filing {
                     .init(
                         code: "DUPLICATE-ENTRY-NUMBER", severity: .fatal,
                         text: "entry number \(number) was already used (19 CFR 142.3a)")
-                ], seed: "rejected")
+                ], seed: "rejected\(filing)")
         }
         state.set("n/\(number)", Data(entry.entryId.utf8))
         simulated.entryNumber = number.description
@@ -291,8 +292,8 @@ struct Filing {
         state.schedule(
             timer: "dispo/\(entry.entryId)",
             at: customs.nextDisposition(entry.entryId, stage: "filed", now: handler.now()))
-        var outputs = try results(simulated, .accepted, conditions: conditions, seed: "accepted")
-        outputs += try pga(simulated, code: "01", text: "under review", seed: "pga-01")
+        var outputs = try results(simulated, .accepted, conditions: conditions, seed: "accepted\(filing)")
+        outputs += try pga(simulated, code: "01", text: "under review", seed: "pga-01\(filing)")
         return outputs
     }
 
@@ -328,7 +329,7 @@ struct Filing {
             if simulated.entryNumber == nil {
                 // A rejected entry's correction is filed anew.
                 state.remove(key)
-                return outputs + (try file(replacement, manifestId: manifestId))
+                return outputs + (try file(replacement, manifestId: manifestId, filing: "/\(amendment.amendmentId)"))
             }
             simulated.entry = replacement
             let conditions = customs.conditions(replacement).filter { $0.severity == .warning }
