@@ -251,6 +251,19 @@ public final class PartitionState: @unchecked Sendable {
     /// `applied()`: the processing loop is the store's only writer.
     private var committed: [String: Data?] = [:]
     private static let committedLimit = 100_000
+    /// And at most this many bytes of values: a worker whose values are large (the
+    /// manifest-builder keeps whole shipments) would otherwise hold 100,000 of them per partition.
+    private static let committedBytesLimit = 24 << 20
+    private var committedBytes = 0
+
+    private func cache(_ key: String, _ value: Data?) {
+        if committed.count >= Self.committedLimit || committedBytes >= Self.committedBytesLimit {
+            committed.removeAll(keepingCapacity: true)
+            committedBytes = 0
+        }
+        committed[key] = .some(value)
+        committedBytes += value?.count ?? 0
+    }
 
     /// The value of a key.
     public func value(_ key: String) throws -> Data? {
@@ -260,8 +273,7 @@ public final class PartitionState: @unchecked Sendable {
         }
         if let known = committed[key] { return known }
         let value = try store.value(key)
-        if committed.count >= Self.committedLimit { committed.removeAll(keepingCapacity: true) }
-        committed[key] = .some(value)
+        cache(key, value)
         return value
     }
 
@@ -303,8 +315,8 @@ public final class PartitionState: @unchecked Sendable {
     func applied() {
         for (key, change) in pending {
             switch change {
-            case .put(let value): committed[key] = .some(value)
-            default: committed[key] = .some(nil)
+            case .put(let value): cache(key, value)
+            default: cache(key, nil)
             }
         }
         discard()

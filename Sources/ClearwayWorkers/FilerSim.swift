@@ -333,6 +333,14 @@ struct Filing {
             }
             simulated.entry = replacement
             let conditions = customs.conditions(replacement).filter { $0.severity == .warning }
+            // Goods added to an entry already released need their own release: the entry's
+            // dispositions run again (for every shipment on it).
+            if !amendment.addedShipments.isEmpty, simulated.stage == "released" {
+                simulated.stage = "filed"
+                state.schedule(
+                    timer: "dispo/\(amendment.entryId)",
+                    at: customs.nextDisposition(amendment.entryId, stage: "filed", now: handler.now()))
+            }
             state.set(key, try encoder.encode(simulated))
             outputs += try results(simulated, .amended, conditions: conditions, seed: "\(seed)/amended")
         }
@@ -347,6 +355,8 @@ struct Filing {
         }
         let now = handler.now()
         let flagged = simulated.entry.lines.contains { !$0.pga.isEmpty }
+        // An amended entry's dispositions run again: their ids tell the rounds apart.
+        let round = simulated.amendments.isEmpty ? "" : "/\(simulated.amendments.count)"
         func status(_ code: String, _ text: String) -> EntryResult.Status { .init(code: code, text: text) }
         var outputs: [OutputRecord] = []
         var next: String?
@@ -354,24 +364,25 @@ struct Filing {
         case "filed":
             let roll = customs.roll("dispo/\(entryId)")
             if roll < customs.examRate {
-                outputs += try results(simulated, .exam, disposition: status("1A", "exam required"), seed: "1A")
+                outputs += try results(simulated, .exam, disposition: status("1A", "exam required"), seed: "1A\(round)")
                 next = "exam"
             } else if roll < customs.examRate + customs.holdRate {
-                outputs += try results(simulated, .hold, disposition: status("1H", "hold placed"), seed: "1H")
+                outputs += try results(simulated, .hold, disposition: status("1H", "hold placed"), seed: "1H\(round)")
                 next = "hold"
             } else if flagged, customs.roll("pga/\(entryId)") < customs.pgaDocumentsRate {
-                outputs += try pga(simulated, code: "10", text: "documents required", seed: "pga-10")
+                outputs += try pga(simulated, code: "10", text: "documents required", seed: "pga-10\(round)")
                 next = "pga-documents"
             } else {
-                outputs += try release(simulated, flagged: flagged)
+                outputs += try release(simulated, flagged: flagged, round: round)
             }
         case "exam":
-            outputs += try release(simulated, flagged: flagged)
+            outputs += try release(simulated, flagged: flagged, round: round)
         case "hold":
-            outputs += try results(simulated, .holdRemoved, disposition: status("1I", "hold removed"), seed: "1I")
-            outputs += try release(simulated, flagged: flagged)
+            outputs += try results(
+                simulated, .holdRemoved, disposition: status("1I", "hold removed"), seed: "1I\(round)")
+            outputs += try release(simulated, flagged: flagged, round: round)
         case "pga-documents":
-            outputs += try release(simulated, flagged: flagged)
+            outputs += try release(simulated, flagged: flagged, round: round)
         default:
             return []
         }
@@ -385,11 +396,11 @@ struct Filing {
 
     // MARK: Helpers
 
-    private func release(_ simulated: SimulatedEntry, flagged: Bool) throws -> [OutputRecord] {
+    private func release(_ simulated: SimulatedEntry, flagged: Bool, round: String) throws -> [OutputRecord] {
         var outputs: [OutputRecord] = []
-        if flagged { outputs += try pga(simulated, code: "07", text: "may proceed", seed: "pga-07") }
+        if flagged { outputs += try pga(simulated, code: "07", text: "may proceed", seed: "pga-07\(round)") }
         outputs += try results(
-            simulated, .released, disposition: .init(code: "1C", text: "released"), seed: "1C")
+            simulated, .released, disposition: .init(code: "1C", text: "released"), seed: "1C\(round)")
         return outputs
     }
 

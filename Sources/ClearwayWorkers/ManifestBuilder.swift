@@ -63,7 +63,8 @@ public struct ManifestRecord: Codable, Hashable, Sendable {
 /// - `open/<conveyance>`: the open manifest (`OpenManifest`); `seq/<conveyance>`: the last
 ///   manifest number used; `m/<conveyance>/<shipmentId>`: its shipments (the releases);
 ///   `c/<conveyance>/<consigneeKey>`: how many of a consignee's non-T86 shipments it holds;
-/// - `filed/<shipmentId>` and `entry/<entryId>`: what was filed, for amendments;
+/// - `filed/<shipmentId>`, `fr/<shipmentId>` (its release as it came) and `entry/<entryId>`:
+///   what was filed, for amendments;
 ///   `ce/<conveyance>/<consigneeKey>`: the consignee's filed entry on the conveyance;
 /// - timers `close/<conveyance>` (the close) and `forget/<manifestId>` (the filed state dropped
 ///   `CLEARWAY_MANIFEST_RETENTION_DAYS` after the arrival day).
@@ -157,7 +158,7 @@ public struct ManifestBuilderHandler: RecordHandler {
             throw RecordRejected(
                 "schema-invalid", "release of \(release.shipmentId) without its shipment or entry type")
         }
-        return try manifests.add(release, ManifestShipment(shipment: shipment, lane: lane))
+        return try manifests.add(release, ManifestShipment(shipment: shipment, lane: lane), raw: record.value)
     }
 
     public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
@@ -196,11 +197,12 @@ struct OpenManifest: Codable {
     var shipments: Int
 }
 
-/// A filed shipment: where it went, and its release (to re-state its entry).
+/// A filed shipment: where it went, and the version filed (its release, to re-state its entry,
+/// is kept as it came under `fr/<shipmentId>`).
 struct FiledShipment: Codable {
     var manifestId: String
     var entryId: String
-    var release: ConveyanceRelease
+    var version: Int
 }
 
 /// A filed entry as it now stands.
@@ -237,10 +239,11 @@ struct Manifests {
     }
 
     /// A release: onto the conveyance's open manifest, or onto the consignee's filed entry there.
-    mutating func add(_ release: ConveyanceRelease, _ shipment: ManifestShipment) throws -> [OutputRecord] {
+    /// `raw` is the release as it came: kept as it is, never encoded again.
+    mutating func add(_ release: ConveyanceRelease, _ shipment: ManifestShipment, raw: Data) throws -> [OutputRecord] {
         let conveyance = release.conveyance.id
         let id = release.shipmentId
-        if let filed = try load(FiledShipment.self, "filed/\(id)"), filed.release.version >= release.version {
+        if let filed = try load(FiledShipment.self, "filed/\(id)"), filed.version >= release.version {
             return []
         }
         let memberKey = "m/\(conveyance)/\(id)"
@@ -256,7 +259,8 @@ struct Manifests {
             let gaps = ManifestPlan.gaps(shipment, conveyance: release.conveyance)
             if !gaps.isEmpty { return [try refusal(release, gaps)] }
             return try amend(
-                filed, removing: nil, adding: release, reason: "a later shipment of the consignee on this conveyance")
+                filed, removing: nil, adding: (release, raw),
+                reason: "a later shipment of the consignee on this conveyance")
         }
         var outputs: [OutputRecord] = []
         var open = try load(OpenManifest.self, "open/\(conveyance)")
@@ -268,7 +272,7 @@ struct Manifests {
             state.schedule(timer: "close/\(conveyance)", at: at, payload: Data("\(sequence) \(because)".utf8))
         }
         guard var manifest = open else { return [] }
-        state.set(memberKey, try encoder.encode(release))
+        state.set(memberKey, raw)
         manifest.shipments += 1
         if shipment.lane == .t86 {
             manifest.entries += 1
@@ -295,7 +299,7 @@ struct Manifests {
             return []
         }
         guard let filed = try load(FiledShipment.self, "filed/\(release.shipmentId)"),
-            filed.release.version == release.version,
+            filed.version == release.version,
             let entry = try load(FiledEntry.self, "entry/\(filed.entryId)"), !entry.cancelled,
             entry.entry.shipmentIds.contains(release.shipmentId)
         else { return [] }
@@ -311,10 +315,15 @@ struct Manifests {
         }
         state.remove("open/\(conveyance)")
         state.cancel(timer: "close/\(conveyance)")
+        var raws: [String: Data] = [:]
         let members = try state.keys(withPrefix: "m/\(conveyance)/").compactMap { key -> ConveyanceRelease? in
             defer { state.remove(key) }
-            return try load(ConveyanceRelease.self, key)
+            guard let raw = try state.value(key) else { return nil }
+            let release = try decoder.decode(ConveyanceRelease.self, from: raw)
+            raws[release.shipmentId] = raw
+            return release
         }
+        let byId = Dictionary(members.map { ($0.shipmentId, $0) }) { first, _ in first }
         for key in try state.keys(withPrefix: "c/\(conveyance)/") { state.remove(key) }
         guard !members.isEmpty else { return [] }
         let manifestId = ManifestPlan.manifestId(open.conveyance, sequence: sequence)
@@ -325,7 +334,7 @@ struct Manifests {
         let plan = ManifestPlan.entries(
             manifestId: manifestId, conveyance: open.conveyance, shipments: shipments, policy: policy)
         var outputs = try plan.refused.map { refused in
-            try refusal(members.first { $0.shipmentId == refused.shipment.shipment.shipmentId }!, refused.gaps)
+            try refusal(byId[refused.shipment.shipment.shipmentId]!, refused.gaps)
         }
         guard !plan.entries.isEmpty else { return outputs }
         var keys = FiledKeys(shipments: [], entries: [], consignees: [])
@@ -343,10 +352,12 @@ struct Manifests {
                 keys.consignees.append(key)
             }
             for shipment in entry.shipments {
-                guard let release = members.first(where: { $0.shipmentId == shipment.shipmentId }) else { continue }
+                guard let release = byId[shipment.shipmentId], let raw = raws[shipment.shipmentId] else { continue }
                 state.set(
                     "filed/\(shipment.shipmentId)",
-                    try encoder.encode(FiledShipment(manifestId: manifestId, entryId: entry.entryId, release: release)))
+                    try encoder.encode(
+                        FiledShipment(manifestId: manifestId, entryId: entry.entryId, version: release.version)))
+                state.set("fr/\(shipment.shipmentId)", raw)
                 keys.shipments.append(shipment.shipmentId)
             }
         }
@@ -367,7 +378,10 @@ struct Manifests {
     /// Forgets a closed manifest's filed state after the retention.
     func forget(_ payload: Data) throws {
         guard let keys = try? decoder.decode(FiledKeys.self, from: payload) else { return }
-        for id in keys.shipments { state.remove("filed/\(id)") }
+        for id in keys.shipments {
+            state.remove("filed/\(id)")
+            state.remove("fr/\(id)")
+        }
         for id in keys.entries { state.remove("entry/\(id)") }
         for key in keys.consignees { state.remove(key) }
     }
@@ -377,15 +391,18 @@ struct Manifests {
     /// Re-states a filed entry without `removing` and with `adding`: a cancel when nothing is
     /// left (or a Type 86 house bill is withdrawn), else a replace typed anew.
     private mutating func amend(
-        _ filed: FiledEntry, removing: String?, adding: ConveyanceRelease?, reason: String
+        _ filed: FiledEntry, removing: String?, adding: (release: ConveyanceRelease, raw: Data)?, reason: String
     ) throws -> [OutputRecord] {
         var filed = filed
         let entryId = filed.entry.entryId
         var releases = try filed.entry.shipmentIds.filter { $0 != removing }.compactMap {
-            try load(FiledShipment.self, "filed/\($0)")?.release
+            try load(ConveyanceRelease.self, "fr/\($0)")
         }
-        if let adding { releases.append(adding) }
-        if let removing { state.remove("filed/\(removing)") }
+        if let adding { releases.append(adding.release) }
+        if let removing {
+            state.remove("filed/\(removing)")
+            state.remove("fr/\(removing)")
+        }
         filed.amendments += 1
         let amendmentId = "\(entryId)/A\(filed.amendments)"
         let removed = filed.entry.shipments.filter { $0.shipmentId == removing }
@@ -413,8 +430,10 @@ struct Manifests {
         state.set("entry/\(entryId)", try encoder.encode(filed))
         if let adding {
             state.set(
-                "filed/\(adding.shipmentId)",
-                try encoder.encode(FiledShipment(manifestId: filed.manifestId, entryId: entryId, release: adding)))
+                "filed/\(adding.release.shipmentId)",
+                try encoder.encode(
+                    FiledShipment(manifestId: filed.manifestId, entryId: entryId, version: adding.release.version)))
+            state.set("fr/\(adding.release.shipmentId)", adding.raw)
         }
         let record = ManifestRecord(
             kind: .amendment, manifestId: filed.manifestId, conveyance: filed.conveyance,
@@ -422,7 +441,7 @@ struct Manifests {
             entries: entries,
             amendment: .init(
                 amendmentId: amendmentId, action: action, entryId: entryId, removedShipments: removed,
-                addedShipments: adding.map { [$0.shipmentId] } ?? [], reason: reason))
+                addedShipments: adding.map { [$0.release.shipmentId] } ?? [], reason: reason))
         return [
             OutputRecord(
                 topic: StandardTopics.manifests.name, key: filed.manifestId, value: try encoder.encode(record),
