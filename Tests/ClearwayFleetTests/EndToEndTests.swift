@@ -37,7 +37,20 @@ struct EndToEndTests {
                     // Manifests close 3 s after they open, or at 20 entries; answers come in 0.5–1 s.
                     "CLEARWAY_MANIFEST_CLOSE_AFTER": "3", "CLEARWAY_MANIFEST_MAX_ENTRIES": "20",
                     "CLEARWAY_FILER_DELAY_MS": "500",
-                ], executable: worker)
+                ], executable: worker, log: URL(fileURLWithPath: logFile(worker)))
+        }
+
+        /// Where a worker process's log goes (a restarted one's after its predecessor's).
+        func logFile(_ worker: String) -> String {
+            try? FileManager.default.createDirectory(
+                atPath: stateDirectory + "/logs", withIntermediateDirectories: true)
+            var path = "\(stateDirectory)/logs/\(worker).log"
+            var run = 1
+            while FileManager.default.fileExists(atPath: path) {
+                run += 1
+                path = "\(stateDirectory)/logs/\(worker)-\(run).log"
+            }
+            return path
         }
     }
 
@@ -98,27 +111,54 @@ struct EndToEndTests {
                 }
             }
         }
-        var (tallies, records) = try await within(.seconds(240), "every order of both deployments decided and filed") {
-            var tallies = empty
-            var records: [ConsumerRecord] = []
-            var quietSince = ContinuousClock.now
-            var crashed = false
-            while true {
-                try Task.checkCancellation()
-                let batch = try await reader.read(for: .milliseconds(500))
-                if !batch.isEmpty { quietSince = .now }
-                take(batch, into: &tallies, &records)
-                // kill -9 of the filing workers once manifests flow: nothing lost, nothing doubled.
-                if !crashed, tallies[0].manifestsClosed >= 3 {
-                    try crashFilingWorkers()
-                    crashed = true
+        // What the run has come to, for the message if it does not finish.
+        let progress = Locked("")
+        let outcome: (tallies: [FleetTally], records: [ConsumerRecord])
+        do {
+            outcome = try await within(.seconds(240), "every order of both deployments decided and filed") {
+                var tallies = empty
+                var records: [ConsumerRecord] = []
+                var quietSince = ContinuousClock.now
+                var crashed = false
+                while true {
+                    try Task.checkCancellation()
+                    let batch = try await reader.read(for: .milliseconds(500))
+                    if !batch.isEmpty { quietSince = .now }
+                    take(batch, into: &tallies, &records)
+                    // kill -9 of the filing workers once manifests flow: nothing lost, nothing doubled.
+                    if !crashed, tallies[0].manifestsClosed >= 3 {
+                        try crashFilingWorkers()
+                        crashed = true
+                    }
+                    let done = tallies.allSatisfy {
+                        $0.orderKeys.count == expected && $0.undecided == 0 && $0.unfiled == 0
+                    }
+                    let state = tallies.map { tally in
+                        let unfiled = tally.releasedShipments.values.filter {
+                            tally.filingOutcome(of: $0.shipmentId) == nil && tally.filingRefusals[$0.orderId] == nil
+                        }.map { "\($0.shipmentId)@\($0.day)" }.sorted()
+                        return
+                            "\(tally.prefix) orders \(tally.orderKeys.count)/\(expected), undecided \(tally.undecided), released \(tally.releasedShipments.count), manifests \(tally.manifestsClosed), unfiled \(unfiled.count) \(unfiled.prefix(5))"
+                    }
+                    progress.withLock { $0 = state.joined(separator: "; ") + (crashed ? "" : "; not crashed yet") }
+                    if done, crashed, ContinuousClock.now - quietSince > .seconds(4) { return (tallies, records) }
                 }
-                let done = tallies.allSatisfy {
-                    $0.orderKeys.count == expected && $0.undecided == 0 && $0.unfiled == 0
-                }
-                if done, crashed, ContinuousClock.now - quietSince > .seconds(4) { return (tallies, records) }
             }
+        } catch {
+            let tails = deployments.flatMap { deployment in
+                ((try? FileManager.default.contentsOfDirectory(atPath: deployment.stateDirectory + "/logs")) ?? [])
+                    .sorted().map { name in
+                        let text =
+                            (try? String(contentsOfFile: "\(deployment.stateDirectory)/logs/\(name)", encoding: .utf8))
+                            ?? ""
+                        return "\(deployment.prefix)\(name): "
+                            + text.split(separator: "\n").suffix(3).joined(separator: "\n  ")
+                    }
+            }
+            Issue.record("\(error): \(progress.withLock { $0 })\nworker logs:\n\(tails.joined(separator: "\n"))")
+            throw error
         }
+        var (tallies, records) = outcome
         // The alerts come one stage later: wait until each structuring watch has committed past
         // the last release it was given, then read what it wrote.
         let ends = Dictionary(
