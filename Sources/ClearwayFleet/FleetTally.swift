@@ -209,14 +209,26 @@ public struct FleetTally: Sendable {
 
     /// A shipment's filing outcome: the last of its accepted / rejected / amended / cancelled
     /// results (dispositions and PGA statuses come after acceptance).
-    public func filingOutcome(of shipmentId: String) -> EntryResult? {
-        results[shipmentId]?.last { [.accepted, .rejected, .amended, .cancelled].contains($0.event) }
+    /// Results on the entry the shipment is on now come first (a shipment moved from one entry
+    /// to another has results on both, from topic partitions read in no set order).
+    /// `onEntry` is `entryOfShipment`, when the caller has it.
+    public func filingOutcome(of shipmentId: String, onEntry: [String: ManifestEntry]? = nil) -> EntryResult? {
+        let outcomes = results[shipmentId]?.filter { [.accepted, .rejected, .amended, .cancelled].contains($0.event) }
+        guard let outcomes else { return nil }
+        if let current = (onEntry ?? entryOfShipment)[shipmentId]?.entryId,
+            let last = outcomes.last(where: { $0.entryId == current })
+        {
+            return last
+        }
+        return outcomes.last
     }
 
     /// Released shipments with neither a filing outcome nor a refusal to file yet.
     public var unfiled: Int {
-        releasedShipments.values.filter { filingOutcome(of: $0.shipmentId) == nil && filingRefusals[$0.orderId] == nil }
-            .count
+        let onEntry = entryOfShipment
+        return releasedShipments.values.filter {
+            filingOutcome(of: $0.shipmentId, onEntry: onEntry) == nil && filingRefusals[$0.orderId] == nil
+        }.count
     }
 
     /// Entry results per event, and rejections per condition code.

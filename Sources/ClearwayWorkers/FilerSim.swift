@@ -265,7 +265,11 @@ struct Filing {
     /// re-filing (a rejected entry's correction) apart in the results' ids.
     mutating func file(_ entry: ManifestEntry, manifestId: String, filing: String = "") throws -> [OutputRecord] {
         let key = "entry/\(entry.entryId)"
-        if try state.value(key) != nil { return [] }
+        if let stored = try load(key) {
+            // The same entry again (a redelivery) changes nothing; other contents under its id
+            // re-state it (see `restate`).
+            return try restate(stored, to: entry, manifestId: manifestId)
+        }
         let conditions = customs.conditions(entry)
         var simulated = SimulatedEntry(
             manifestId: manifestId, entry: entry, entryNumber: nil, stage: "rejected", amendments: [])
@@ -302,12 +306,14 @@ struct Filing {
         -> [OutputRecord]
     {
         let key = "entry/\(amendment.entryId)"
-        guard var simulated = try state.value(key).map({ try decoder.decode(SimulatedEntry.self, from: $0) }),
-            !simulated.amendments.contains(amendment.amendmentId)
-        else {
+        guard var simulated = try load(key) else {
             // Never filed here (another filer's, or forgotten): file the replacement as new.
-            if let replacement, try state.value(key) == nil { return try file(replacement, manifestId: manifestId) }
+            if let replacement { return try file(replacement, manifestId: manifestId) }
             return []
+        }
+        if simulated.amendments.contains(amendment.amendmentId) {
+            guard let replacement else { return [] }
+            return try restate(simulated, to: replacement, manifestId: manifestId)
         }
         simulated.amendments.append(amendment.amendmentId)
         let seed = amendment.amendmentId
@@ -333,9 +339,9 @@ struct Filing {
             }
             simulated.entry = replacement
             let conditions = customs.conditions(replacement).filter { $0.severity == .warning }
-            // Goods added to an entry already released need their own release: the entry's
-            // dispositions run again (for every shipment on it).
-            if !amendment.addedShipments.isEmpty, simulated.stage == "released" {
+            // Goods added to an entry already released (or brought back onto a cancelled one)
+            // need their own release: the entry's dispositions run again, for every shipment.
+            if (!amendment.addedShipments.isEmpty && simulated.stage == "released") || simulated.stage == "cancelled" {
                 simulated.stage = "filed"
                 state.schedule(
                     timer: "dispo/\(amendment.entryId)",
@@ -345,6 +351,27 @@ struct Filing {
             outputs += try results(simulated, .amended, conditions: conditions, seed: "\(seed)/amended")
         }
         return outputs
+    }
+
+    /// An entry that came again with other contents under its id — a manifest built again
+    /// differently after a crash (its closes follow the clock), where a broker that does not
+    /// abort a fenced producer's open transaction showed the first build too — is re-stated to
+    /// the later contents, as an amendment would (`<entryId>/R<n>`); the same contents again
+    /// change nothing.
+    private mutating func restate(_ stored: SimulatedEntry, to entry: ManifestEntry, manifestId: String) throws
+        -> [OutputRecord]
+    {
+        guard stored.entry != entry else { return [] }
+        let removed = stored.entry.shipments.filter { !entry.shipmentIds.contains($0.shipmentId) }
+        let added = entry.shipmentIds.filter { !stored.entry.shipmentIds.contains($0) }
+        let restatement = ManifestRecord.Amendment(
+            amendmentId: "\(entry.entryId)/R\(stored.amendments.count + 1)", action: .replace, entryId: entry.entryId,
+            removedShipments: removed, addedShipments: added, reason: "the entry came again with other contents")
+        return try amend(restatement, replacement: entry, manifestId: manifestId)
+    }
+
+    private func load(_ key: String) throws -> SimulatedEntry? {
+        try state.value(key).map { try decoder.decode(SimulatedEntry.self, from: $0) }
     }
 
     /// The next cargo-release (and PGA) answer for an entry.

@@ -44,6 +44,20 @@ public struct ManifestRecord: Codable, Hashable, Sendable {
     /// A manifest's entries; an amendment's re-stated entry (none for a cancel).
     public var entries: [ManifestEntry]
     public var amendment: Amendment?
+
+    public init(
+        kind: Kind, manifestId: String, conveyance: Conveyance, masterBill: String, closedBecause: String?,
+        policyVersion: String, entries: [ManifestEntry], amendment: Amendment?
+    ) {
+        self.kind = kind
+        self.manifestId = manifestId
+        self.conveyance = conveyance
+        self.masterBill = masterBill
+        self.closedBecause = closedBecause
+        self.policyVersion = policyVersion
+        self.entries = entries
+        self.amendment = amendment
+    }
 }
 
 /// The manifest-builder: groups released shipments per conveyance (carrier and trip, port,

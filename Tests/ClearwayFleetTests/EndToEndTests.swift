@@ -134,8 +134,10 @@ struct EndToEndTests {
                         $0.orderKeys.count == expected && $0.undecided == 0 && $0.unfiled == 0
                     }
                     let state = tallies.map { tally in
+                        let onEntry = tally.entryOfShipment
                         let unfiled = tally.releasedShipments.values.filter {
-                            tally.filingOutcome(of: $0.shipmentId) == nil && tally.filingRefusals[$0.orderId] == nil
+                            tally.filingOutcome(of: $0.shipmentId, onEntry: onEntry) == nil
+                                && tally.filingRefusals[$0.orderId] == nil
                         }.map { "\($0.shipmentId)@\($0.day)" }.sorted()
                         return
                             "\(tally.prefix) orders \(tally.orderKeys.count)/\(expected), undecided \(tally.undecided), released \(tally.releasedShipments.count), manifests \(tally.manifestsClosed), unfiled \(unfiled.count) \(unfiled.prefix(5))"
@@ -224,7 +226,7 @@ struct EndToEndTests {
                     #expect(refusal.code == "incomplete-entry" && onEntry[id] == nil, "\(id): refused yet filed")
                     continue
                 }
-                let outcome = tally.filingOutcome(of: id)
+                let outcome = tally.filingOutcome(of: id, onEntry: onEntry)
                 #expect(
                     outcome.map { [.accepted, .rejected, .amended].contains($0.event) } == true,
                     "\(tally.prefix): \(id) ends without an accepted or rejected entry: \(String(describing: outcome))")

@@ -234,3 +234,51 @@ struct FilingTests {
         #expect(answers.allSatisfy { $0.erp?.recordId == "SO-\($0.shipmentId)" })
     }
 }
+
+extension FilingTests {
+    /// A manifest that comes again with other contents under its id (built again differently
+    /// after a crash, where the broker showed the first build too) re-states its entries under
+    /// their numbers; the same manifest again changes nothing.
+    @Test func theFilerReStatesAnEntryThatComesAgainWithOtherContents() async throws {
+        let filer = WorkerDeployment(
+            try FilerSimHandler.definition(environment: [
+                "CLEARWAY_FILER_REJECT_RATE": "0", "CLEARWAY_FILER_EXAM_RATE": "0", "CLEARWAY_FILER_HOLD_RATE": "0",
+                "CLEARWAY_FILER_DELAY_MS": "60000",
+            ]))
+        try await filer.createTopics()
+        let conveyance = Conveyance(carrier: "dhl", trip: "TIJ1", port: "2506", arrivalDay: "2026-11-20")
+        let policy = try PolicyTimeline.shipped().policy(on: Day("2026-11-20"))
+        func manifest(_ shipments: [ManifestShipment]) throws -> (key: String, value: String?) {
+            let plan = ManifestPlan.entries(
+                manifestId: "MF-TEST-1", conveyance: conveyance, shipments: shipments, policy: policy)
+            let record = ManifestRecord(
+                kind: .manifest, manifestId: "MF-TEST-1", conveyance: conveyance,
+                masterBill: ManifestPlan.billNumber("MF-TEST-1"), closedBecause: "close-after",
+                policyVersion: policy.version, entries: plan.entries, amendment: nil)
+            return ("MF-TEST-1", String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
+        }
+        let first = try manifestShipment("R1", consignee: 1, value: "100.00")
+        let second = try manifestShipment("R2", consignee: 1, value: "200.00")
+        let watch = try await filer.watch(["entry-results.v1"])
+        let (group, task) = filer.start()
+        try await filer.publish(
+            "manifests.v1", [try manifest([first]), try manifest([first]), try manifest([first, second])])
+        try await watch.wait("the re-stated entry", limit: .seconds(60)) { seen in
+            seen.records.contains { $0.json["shipmentId"] as? String == "R2" }
+        }
+        try await Task.sleep(for: .seconds(1))
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+        let answers = try watch.seen.withLock { $0 }.records.map {
+            try JSONDecoder().decode(EntryResult.self, from: $0.value)
+        }
+        .filter { $0.event != .pga }
+        // (Each order's results on its own partition: compared in order per shipment.)
+        #expect(
+            answers.map { "\($0.shipmentId) \($0.event.rawValue)" }.sorted() == [
+                "R1 accepted", "R1 amended", "R2 amended",
+            ])
+        #expect(Set(answers.compactMap(\.entryNumber)).count == 1)
+    }
+}
