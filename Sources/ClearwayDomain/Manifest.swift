@@ -61,16 +61,6 @@ public struct ManifestEntry: Codable, Hashable, Sendable {
         case formalRequest = "formal-entry-request"
     }
 
-    public struct Party: Codable, Hashable, Sendable {
-        public var name: String
-        public var line1: String
-        public var line2: String?
-        public var city: String
-        public var region: String
-        public var postalCode: String
-        public var country: String
-    }
-
     public struct Shipment: Codable, Hashable, Sendable {
         public var orderId: String
         public var shipmentId: String
@@ -117,7 +107,7 @@ public struct ManifestEntry: Codable, Hashable, Sendable {
     public var entryType: EntryType
     public var submission: Submission
     public var consigneeKey: String
-    public var consignee: Party
+    public var consignee: Consignee
     /// The shipper (seller): the warehouse the goods leave from.
     public var shipper: String
     public var port: String
@@ -346,9 +336,7 @@ public enum ManifestPlan {
         return ManifestEntry(
             entryId: id, entryType: type, submission: type.isFormal ? .formalRequest : .abi,
             consigneeKey: first.consigneeKey,
-            consignee: .init(
-                name: consignee.name, line1: consignee.line1, line2: consignee.line2, city: consignee.city,
-                region: consignee.region, postalCode: consignee.postalCode, country: consignee.country),
+            consignee: consignee,
             shipper: first.warehouse ?? "", port: conveyance.port, arrivalDay: conveyance.arrivalDay,
             carrier: conveyance.carrier, trip: conveyance.trip, masterBill: masterBill,
             totalValueUSD: Money(total, .usd).amountText,

@@ -210,11 +210,7 @@ struct ShipmentMemory: Codable {
 struct Decisions {
     let handler: AggregatorHandler
     let state: PartitionState
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private let encoder = JSONEncoder.sortedKeys()
     private let decoder = JSONDecoder()
 
     init(handler: AggregatorHandler, state: PartitionState) {

@@ -177,11 +177,7 @@ struct Session {
     let handler: EnricherHandler
     let state: PartitionState
     let tables: ReferenceTables
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private let encoder = JSONEncoder.sortedKeys()
 
     init(handler: EnricherHandler, state: PartitionState, tables: ReferenceTables) {
         self.handler = handler
@@ -425,4 +421,14 @@ public struct ExceptionRecord: Codable, Hashable, Sendable {
     public var detail: String
     public var fix: String
     public var problems: [OrderGap]
+}
+
+extension JSONEncoder {
+    /// The workers' encoder for records and state: sorted keys, slashes as they are (the same
+    /// value always gives the same bytes).
+    static func sortedKeys() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
 }

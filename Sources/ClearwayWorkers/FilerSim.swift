@@ -247,11 +247,7 @@ struct Filing {
     let handler: FilerSimHandler
     let state: PartitionState
     let partition: Int32
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private let encoder = JSONEncoder.sortedKeys()
     private let decoder = JSONDecoder()
     private var customs: SimulatedCustoms { handler.customs }
 

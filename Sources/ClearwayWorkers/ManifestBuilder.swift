@@ -208,7 +208,6 @@ struct OpenManifest: Codable {
     var sequence: Int
     /// Entries it would file now: T86 shipments plus consignees with other shipments.
     var entries: Int
-    var shipments: Int
 }
 
 /// A filed shipment: where it went, and the version filed (its release, to re-state its entry,
@@ -240,11 +239,7 @@ struct FiledKeys: Codable {
 struct Manifests {
     let handler: ManifestBuilderHandler
     let state: PartitionState
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private let encoder = JSONEncoder.sortedKeys()
     private let decoder = JSONDecoder()
 
     init(handler: ManifestBuilderHandler, state: PartitionState) {
@@ -281,13 +276,12 @@ struct Manifests {
         if open == nil {
             let sequence = (Int(try value("seq/\(conveyance)") ?? "0") ?? 0) + 1
             state.set("seq/\(conveyance)", Data(String(sequence).utf8))
-            open = OpenManifest(conveyance: release.conveyance, sequence: sequence, entries: 0, shipments: 0)
+            open = OpenManifest(conveyance: release.conveyance, sequence: sequence, entries: 0)
             let (at, because) = try handler.closing(release.conveyance)
             state.schedule(timer: "close/\(conveyance)", at: at, payload: Data("\(sequence) \(because)".utf8))
         }
         guard var manifest = open else { return [] }
         state.set(memberKey, raw)
-        manifest.shipments += 1
         if shipment.lane == .t86 {
             manifest.entries += 1
         } else {
@@ -468,7 +462,6 @@ struct Manifests {
         let conveyance = member.conveyance.id
         state.remove("m/\(conveyance)/\(member.shipmentId)")
         guard var open = try load(OpenManifest.self, "open/\(conveyance)") else { return }
-        open.shipments -= 1
         if member.entryType == .t86 {
             open.entries -= 1
         } else {

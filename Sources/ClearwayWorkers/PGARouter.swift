@@ -187,8 +187,7 @@ public struct PGARouterHandler: RecordHandler {
             throw RecordRejected("schema-invalid", "not an orders.enriched.v1 record: \(error)")
         }
         try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONEncoder.sortedKeys()
         // A cancellation flows on as it is: the aggregator frees every shipment of the order.
         if order.type == .cancelled {
             return [

@@ -187,11 +187,7 @@ public struct StructuringHandler: RecordHandler {
     }
 
     private static let decoder = JSONDecoder()
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private static let encoder = JSONEncoder.sortedKeys()
 
     private static func amount(_ data: Data?) throws -> Decimal? {
         try data.map { try Decimal(parsingPlain: String(decoding: $0, as: UTF8.self)) }
