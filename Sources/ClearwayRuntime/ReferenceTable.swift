@@ -170,18 +170,11 @@ final class ReferenceTableReader: Sendable {
     private let topic: String
     private let logger: Logger
 
-    init(table: ReferenceTable, topic: String, configuration: WorkerConfiguration, worker: String, logger: Logger)
-        throws
-    {
+    init(table: ReferenceTable, topic: String, settings: ClientSettings, logger: Logger) throws {
         self.table = table
         self.topic = topic
         self.logger = logger
-        var consumerConfiguration = KafkaConsumerConfiguration(
-            groupID: "\(configuration.transactionalID(worker: worker))-table",
-            bootstrapServers: configuration.bootstrapServers)
-        consumerConfiguration.emitEndOfPartition = true
-        consumerConfiguration.properties = configuration.kafkaProperties
-        consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+        consumer = try KafkaConsumer(configuration: settings.tableReader(), logger: logger)
     }
 
     /// Reads until the end of every partition as it is now (the first load), then returns; the

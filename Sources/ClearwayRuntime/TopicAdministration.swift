@@ -30,9 +30,8 @@ public struct TopicAdministration: Sendable {
     }
 
     private func admin() throws -> KafkaAdminClient {
-        var adminConfiguration = KafkaAdminConfiguration(bootstrapServers: configuration.bootstrapServers)
-        adminConfiguration.properties = configuration.kafkaProperties
-        return try KafkaAdminClient(configuration: adminConfiguration, logger: logger)
+        try KafkaAdminClient(
+            configuration: ClientSettings(configuration: configuration, worker: nil).admin(), logger: logger)
     }
 
     /// Creates the missing topics and checks the rest; idempotent.
