@@ -66,3 +66,30 @@ enum ChangelogHeaders {
     /// The run of the loop that wrote it (a new one after every rewind).
     static let writer = "clearway.writer"
 }
+
+/// Replays one changelog partition into the changes a restore applies.
+///
+/// Each record carries the input offset its transaction brought the partition to (the tag), the
+/// offset that transaction started from, and which run of the loop wrote it. A restore applies
+/// the changes tagged at or below the committed offset, in log order — except work that was rolled
+/// back: when a run's records appear, the other runs' records tagged beyond where it started were
+/// never committed (a transaction the broker did not abort after its producer was fenced, or an
+/// at-least-once batch whose offsets never committed), and are dropped even when a later commit
+/// passes their tag.
+struct ChangelogReplay {
+    private var entries: [(tag: Int64, writer: String?, key: String, change: StateChange)] = []
+    private var writer: String?
+
+    mutating func add(key: String, change: StateChange, tag: Int64, from: Int64?, writer: String?) {
+        if let writer, writer != self.writer {
+            if let from { entries.removeAll { $0.writer != writer && $0.tag > from } }
+            self.writer = writer
+        }
+        entries.append((tag, writer, key, change))
+    }
+
+    /// The changes to apply for a partition committed at `committed`, in order.
+    func changes(upTo committed: Int64) -> [(key: String, change: StateChange)] {
+        entries.filter { $0.tag <= committed }.map { ($0.key, $0.change) }
+    }
+}
