@@ -1,82 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// A `shipments.cleared.v1` record: the daily rule's decision on one shipment, with the order.
-public struct ClearedShipment: Codable, Hashable, Sendable {
-    public enum Status: String, Codable, Hashable, Sendable {
-        case released, held, cancelled, rerouted
-    }
-
-    public var orderId: String
-    public var shipmentId: String
-    public var version: Int
-    public var consigneeKey: String
-    public var addressKey: String
-    public var status: Status
-    /// Set when released: T86, T11 or T01.
-    public var entryType: EntryType?
-    /// The arrival day whose window decided (for a held shipment: the day it is held to).
-    public var day: String
-    public var valueUSD: String
-    /// Released: the day's de minimis total (T86) or the consolidation group's total (T11),
-    /// else the shipment's own value.
-    public var dayTotalUSD: String
-    public var consolidationGroup: String?
-    public var regime: Regime
-    public var policyVersion: String
-    public var reasons: [DecisionReason]
-    /// The screened shipment itself (absent for a cancellation), for the manifest.
-    public var shipment: ScreenedOrder?
-}
-
-/// A `released.by-conveyance.v1` record (key: `Conveyance.id`): a release, or the withdrawal of
-/// one, for the manifest-builder that owns the conveyance's manifest.
-public struct ConveyanceRelease: Codable, Hashable, Sendable {
-    public static let type = "clearway.shipment.released-for-conveyance.v1"
-
-    public var conveyance: Conveyance
-    public var orderId: String
-    public var shipmentId: String
-    /// The version released (for a withdrawal: the version withdrawn).
-    public var version: Int
-    public var consigneeKey: String
-    /// True when the release is taken back: the order was cancelled or decided again.
-    public var withdrawn: Bool
-    /// The aggregator's entry type (T86, or the informal / formal lane the manifest finalizes).
-    public var entryType: EntryType?
-    public var valueUSD: String
-    public var policyVersion: String
-    /// The screened shipment, on a release.
-    public var shipment: ScreenedOrder?
-
-    public init(
-        conveyance: Conveyance, orderId: String, shipmentId: String, version: Int, consigneeKey: String,
-        withdrawn: Bool, entryType: EntryType?, valueUSD: String, policyVersion: String, shipment: ScreenedOrder?
-    ) {
-        self.conveyance = conveyance
-        self.orderId = orderId
-        self.shipmentId = shipmentId
-        self.version = version
-        self.consigneeKey = consigneeKey
-        self.withdrawn = withdrawn
-        self.entryType = entryType
-        self.valueUSD = valueUSD
-        self.policyVersion = policyVersion
-        self.shipment = shipment
-    }
-}
-
-/// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).
-public struct RerouteRequest: Codable, Hashable, Sendable {
-    public var orderId: String
-    public var shipmentId: String
-    public var consigneeKey: String
-    public var day: String
-    public var valueUSD: String
-    public var reason: String
-}
 
 /// The aggregator: per consignee and arrival day, the shipments released under the regime in
 /// force, their totals and the held ones — deciding T86 / T11 / T01, hold, consolidation or
@@ -97,7 +23,7 @@ public struct RerouteRequest: Codable, Hashable, Sendable {
 ///   record for such a day is an exception, never decided against an empty window;
 /// - timers `release/<shipmentId>`: a held shipment's day begins at its port.
 public struct AggregatorHandler: RecordHandler {
-    public static let name = "aggregator"
+    public static let name = WorkerName.aggregator.rawValue
     static let clearedType = "clearway.shipment.cleared.v1"
 
     let timeline: PolicyTimeline
@@ -119,10 +45,10 @@ public struct AggregatorHandler: RecordHandler {
         timeline: PolicyTimeline, overflow: OverflowPolicy = .hold, ports: PortDirectory, retentionDays: Int = 7
     ) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.ordersScreened],
+            name: name, inputs: [Topics.ordersScreened],
             outputs: [
-                StandardTopics.shipmentsCleared, StandardTopics.releasedByAddress,
-                StandardTopics.releasedByConveyance, StandardTopics.reroutes, StandardTopics.exceptions,
+                Topics.shipmentsCleared, Topics.releasedByAddress,
+                Topics.releasedByConveyance, Topics.reroutes, Topics.exceptions,
             ],
             handler: AggregatorHandler(
                 timeline: timeline, overflow: overflow, ports: ports, retentionDays: retentionDays),
@@ -314,7 +240,7 @@ struct Decisions {
                 valueUSD: Money(value, .usd).amountText, reason: reasons.map(\.text).joined(separator: "; "))
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.reroutes.name, key: shipment.order.orderId,
+                    topic: Topics.reroutes.name, key: shipment.order.orderId,
                     value: try encoder.encode(request),
                     type: "clearway.reroute.requested.v1", idSeed: "\(id)/v\(version)/reroute/\(day)"))
             outputs.append(
@@ -365,7 +291,7 @@ struct Decisions {
                 ] + order.reasons, shipment: nil)
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.shipmentsCleared.name, key: memory.consigneeKey,
+                    topic: Topics.shipmentsCleared.name, key: memory.consigneeKey,
                     value: try encoder.encode(record), type: AggregatorHandler.clearedType,
                     idSeed: "\(id)/v\(order.version)/cancelled"))
         }
@@ -389,7 +315,7 @@ struct Decisions {
             orderId: shipment.order.orderId, version: shipment.order.version, stage: AggregatorHandler.name,
             status: "rejected", code: gap.code, detail: gap.detail, fix: gap.fix, problems: [gap])
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: shipment.order.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: shipment.order.orderId, value: try encoder.encode(record),
             type: "clearway.order.exception.v1", idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/expired")
     }
 
@@ -459,14 +385,14 @@ struct Decisions {
     /// `addressKey`: the structuring watch sees every consignee at an address together.
     private func contribution(_ contribution: AddressContribution, seed: String) throws -> OutputRecord {
         OutputRecord(
-            topic: StandardTopics.releasedByAddress.name, key: contribution.addressKey,
+            topic: Topics.releasedByAddress.name, key: contribution.addressKey,
             value: try encoder.encode(contribution), type: AddressContribution.type, idSeed: seed)
     }
 
     /// A release (or its withdrawal) for the manifest of its conveyance, keyed by the conveyance.
     private func forManifest(_ release: ConveyanceRelease) throws -> OutputRecord {
         OutputRecord(
-            topic: StandardTopics.releasedByConveyance.name, key: release.conveyance.id,
+            topic: Topics.releasedByConveyance.name, key: release.conveyance.id,
             value: try encoder.encode(release), type: ConveyanceRelease.type,
             idSeed:
                 "\(release.shipmentId)/v\(release.version)/\(release.conveyance.id)/\(release.withdrawn ? "withdrawn" : "released")"
@@ -504,7 +430,7 @@ struct Decisions {
             dayTotalUSD: Money(total, .usd).amountText, consolidationGroup: group, regime: policy.regime,
             policyVersion: policy.version, reasons: reasons, shipment: shipment)
         return OutputRecord(
-            topic: StandardTopics.shipmentsCleared.name, key: shipment.order.consigneeKey,
+            topic: Topics.shipmentsCleared.name, key: shipment.order.consigneeKey,
             value: try encoder.encode(record), type: AggregatorHandler.clearedType,
             idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/\(status.rawValue)/\(day)")
     }

@@ -1,3 +1,4 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
@@ -15,7 +16,7 @@ import Foundation
 /// - `parked/<orderId>`: an index of parked orders;
 /// - `wait/<catalog:SKU | fx:CUR>/<orderId>`: which parked orders a reference key may fix.
 public struct EnricherHandler: RecordHandler {
-    public static let name = "enricher"
+    public static let name = WorkerName.enricher.rawValue
     static let enrichedType = "clearway.order.enriched.v1"
     static let exceptionType = "clearway.order.exception.v1"
 
@@ -50,11 +51,11 @@ public struct EnricherHandler: RecordHandler {
         maximumLines: Int = defaultMaximumLines
     ) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.orders],
-            outputs: [StandardTopics.ordersEnriched, StandardTopics.exceptions],
+            name: name, inputs: [Topics.orders],
+            outputs: [Topics.ordersEnriched, Topics.exceptions],
             handler: EnricherHandler(
                 warehouses: warehouses, secret: secret, retention: retention, maximumLines: maximumLines),
-            isStateful: true, tables: [StandardTopics.catalog, StandardTopics.fxRates])
+            isStateful: true, tables: [Topics.catalog, Topics.fxRates])
     }
 
     /// The definition from the environment: `CLEARWAY_CONSIGNEE_SECRET` (required) and
@@ -138,8 +139,8 @@ public struct EnricherHandler: RecordHandler {
         var orderIDs: [String] = []
         if let changes {
             var waits: [String] = []
-            for sku in changes[StandardTopics.catalog.name] ?? [] { waits.append("catalog:\(sku)") }
-            let currencies = Set((changes[StandardTopics.fxRates.name] ?? []).map { $0.prefix { $0 != "@" } })
+            for sku in changes[Topics.catalog.name] ?? [] { waits.append("catalog:\(sku)") }
+            let currencies = Set((changes[Topics.fxRates.name] ?? []).map { $0.prefix { $0 != "@" } })
             for currency in currencies { waits.append("fx:\(currency)") }
             for wait in waits {
                 for key in try state.keys(withPrefix: "wait/\(wait)/") {
@@ -254,7 +255,7 @@ struct Session {
     {
         let references = EnrichmentReferences(
             catalogItem: { [tables] sku in
-                try tables[StandardTopics.catalog.name]?.value(sku) { data in
+                try tables[Topics.catalog.name]?.value(sku) { data in
                     let item: CatalogItem
                     do {
                         item = try JSONDecoder().decode(CatalogItem.self, from: data)
@@ -274,7 +275,7 @@ struct Session {
             },
             rates: { [tables] currency, day in
                 try ExchangeRate.tableKeys(currency, day).compactMap { key in
-                    try tables[StandardTopics.fxRates.name]?.value(key) { data in
+                    try tables[Topics.fxRates.name]?.value(key) { data in
                         let rate = try JSONDecoder().decode(ExchangeRate.self, from: data)
                         // fx-rates.v1 is keyed by currency and date: a rate under another key
                         // would convert this currency or day at another's rate (19 CFR 159.32).
@@ -303,7 +304,7 @@ struct Session {
             try remember(order.orderId, OrderMemory(version: order.version, status: .enriched, keys: keys))
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.ordersEnriched.name, key: enriched.consigneeKey,
+                    topic: Topics.ordersEnriched.name, key: enriched.consigneeKey,
                     value: try encoder.encode(enriched), type: EnricherHandler.enrichedType,
                     idSeed: "\(order.orderId)/v\(order.version)/enriched"))
         case .gaps(let gaps):
@@ -360,7 +361,7 @@ struct Session {
         var cancelled = order
         cancelled.type = .cancelled
         return OutputRecord(
-            topic: StandardTopics.ordersEnriched.name, key: keys.consigneeKey,
+            topic: Topics.ordersEnriched.name, key: keys.consigneeKey,
             value: try encoder.encode(Enrichment.cancellation(cancelled, keys: keys, reason: reason)),
             type: EnricherHandler.enrichedType,
             idSeed: "\(order.orderId)/v\(order.version)/cancelled/\(keys.consigneeKey)")
@@ -374,7 +375,7 @@ struct Session {
             detail: gaps.count == 1 ? first.detail : "\(first.detail) (and \(gaps.count - 1) more problem(s))",
             fix: first.fix, problems: gaps)
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: order.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: order.orderId, value: try encoder.encode(record),
             type: EnricherHandler.exceptionType,
             idSeed: "\(order.orderId)/v\(order.version)/exception/\(gaps.map(\.code).joined(separator: ","))")
     }
@@ -405,22 +406,6 @@ extension Duration {
         let (seconds, attoseconds) = components
         return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
-}
-
-/// An `orders.exceptions.v1` record: an order that cannot proceed, why, and what would fix it.
-public struct ExceptionRecord: Codable, Hashable, Sendable {
-    public var orderId: String
-    public var version: Int
-    /// The worker that stopped it.
-    public var stage: String
-    /// `parked` (waits for a fix and is re-driven), `rejected` (stops here: fix the data and send
-    /// a new version), or `ignored` (nothing will happen to it, and nothing needs to).
-    public var status: String
-    /// The first problem's code, detail and fix; `problems` has them all.
-    public var code: String
-    public var detail: String
-    public var fix: String
-    public var problems: [OrderGap]
 }
 
 extension JSONEncoder {

@@ -1,68 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// An `entry-results.v1` record (key: `orderId`): what the customs broker and CBP answered for
-/// the entry one of the order's shipments is on.
-public struct EntryResult: Codable, Hashable, Sendable {
-    public static let type = "clearway.entry.result.v1"
-
-    public enum Event: String, Codable, Hashable, Sendable, CaseIterable {
-        /// Filed and accepted: `entryNumber` is set.
-        case accepted
-        /// Refused: `conditions` says why (a fatal one at least); nothing was filed.
-        case rejected
-        /// The entry was re-stated by an amendment (same entry number).
-        case amended
-        /// The shipment was taken off its entry by an amendment, or the entry was cancelled.
-        case cancelled
-        /// Cargo release disposition 1C.
-        case released
-        /// Disposition 1A: exam required.
-        case exam
-        /// Disposition 1H: hold placed; 1I: hold removed.
-        case hold
-        case holdRemoved = "hold-removed"
-        /// A PGA status for the shipment's flagged lines.
-        case pga
-    }
-
-    /// An ABI-style condition: a code, its severity and the words.
-    public struct Condition: Codable, Hashable, Sendable {
-        public enum Severity: String, Codable, Hashable, Sendable {
-            case fatal, warning
-        }
-
-        public var code: String
-        public var severity: Severity
-        public var text: String
-    }
-
-    /// A coded status (a cargo-release disposition, or a PGA status) and its words.
-    public struct Status: Codable, Hashable, Sendable {
-        public var code: String
-        public var text: String
-        /// The agency, for a PGA status.
-        public var agency: String?
-    }
-
-    public var orderId: String
-    public var shipmentId: String
-    public var version: Int
-    public var manifestId: String
-    public var entryId: String
-    public var entryType: EntryType
-    public var filerCode: String
-    public var entryNumber: String?
-    public var event: Event
-    public var conditions: [Condition]
-    public var disposition: Status?
-    public var pga: Status?
-    public var erp: OrderEvent.ERPReference?
-    /// When it was answered (ISO 8601).
-    public var at: String
-}
 
 /// What the simulator decides for an entry; a real broker's answers replace it behind the same
 /// topics (`manifests.v1` in, `entry-results.v1` out), with the manifest-builder unchanged.
@@ -157,7 +97,7 @@ struct SimulatedEntry: Codable {
 /// other instances cannot reuse one; a partition that used up its 99,999 numbers refuses to file
 /// (the DLQ says to configure another filer code). An amendment keeps its entry's number.
 public struct FilerSimHandler: RecordHandler {
-    public static let name = "filer-sim"
+    public static let name = WorkerName.filerSim.rawValue
 
     let customs: SimulatedCustoms
     let now: @Sendable () -> Date
@@ -208,7 +148,7 @@ public struct FilerSimHandler: RecordHandler {
 
     static func definition(_ handler: FilerSimHandler) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.manifests], outputs: [StandardTopics.entryResults],
+            name: name, inputs: [Topics.manifests], outputs: [Topics.entryResults],
             handler: handler, isStateful: true)
     }
 
@@ -481,7 +421,7 @@ struct Filing {
             conditions: conditions, disposition: disposition, pga: pga, erp: shipment.erp,
             at: ISO8601DateFormatter().string(from: handler.now()))
         return OutputRecord(
-            topic: StandardTopics.entryResults.name, key: shipment.orderId, value: try encoder.encode(result),
+            topic: Topics.entryResults.name, key: shipment.orderId, value: try encoder.encode(result),
             type: EntryResult.type, idSeed: "\(simulated.entry.entryId)/\(shipment.shipmentId)/\(seed)")
     }
 }

@@ -1,64 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// A `manifests.v1` record (key: `manifestId`): a closed manifest with every entry on it, or a
-/// later amendment of one of its filed entries.
-public struct ManifestRecord: Codable, Hashable, Sendable {
-    public enum Kind: String, Codable, Hashable, Sendable {
-        case manifest, amendment
-    }
-
-    /// What an amendment does to the filed entry it names.
-    public struct Amendment: Codable, Hashable, Sendable {
-        public enum Action: String, Codable, Hashable, Sendable {
-            /// The entry is withdrawn whole (its only shipment was cancelled or decided again).
-            case cancel
-            /// The entry is re-stated: `entries` holds it as it now stands, under the same id.
-            case replace
-        }
-
-        /// `<entryId>/A<n>`.
-        public var amendmentId: String
-        public var action: Action
-        /// The filed entry it amends.
-        public var entryId: String
-        /// Shipments taken off the entry, and shipments added to it.
-        public var removedShipments: [ManifestEntry.Shipment]
-        public var addedShipments: [String]
-        public var reason: String
-    }
-
-    public static let closedType = "clearway.manifest.closed.v1"
-    public static let amendedType = "clearway.manifest.amended.v1"
-
-    public var kind: Kind
-    public var manifestId: String
-    public var conveyance: Conveyance
-    public var masterBill: String
-    /// Why it closed: `max-entries`, `cut-off`, `close-after` or `end-of-day` (for an amendment,
-    /// the manifest's).
-    public var closedBecause: String?
-    public var policyVersion: String
-    /// A manifest's entries; an amendment's re-stated entry (none for a cancel).
-    public var entries: [ManifestEntry]
-    public var amendment: Amendment?
-
-    public init(
-        kind: Kind, manifestId: String, conveyance: Conveyance, masterBill: String, closedBecause: String?,
-        policyVersion: String, entries: [ManifestEntry], amendment: Amendment?
-    ) {
-        self.kind = kind
-        self.manifestId = manifestId
-        self.conveyance = conveyance
-        self.masterBill = masterBill
-        self.closedBecause = closedBecause
-        self.policyVersion = policyVersion
-        self.entries = entries
-        self.amendment = amendment
-    }
-}
 
 /// The manifest-builder: groups released shipments per conveyance (carrier and trip, port,
 /// arrival day), one open manifest per conveyance, and files it when it closes — at
@@ -86,7 +30,7 @@ public struct ManifestRecord: Codable, Hashable, Sendable {
 /// Manifest ids and bill numbers derive from the conveyance and the manifest's number, never
 /// from the clock: a replay builds the same ids.
 public struct ManifestBuilderHandler: RecordHandler {
-    public static let name = "manifest-builder"
+    public static let name = WorkerName.manifestBuilder.rawValue
 
     let timeline: PolicyTimeline
     let ports: PortDirectory
@@ -112,8 +56,8 @@ public struct ManifestBuilderHandler: RecordHandler {
 
     public static func definition(_ handler: ManifestBuilderHandler) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.releasedByConveyance],
-            outputs: [StandardTopics.manifests, StandardTopics.exceptions], handler: handler, isStateful: true)
+            name: name, inputs: [Topics.releasedByConveyance],
+            outputs: [Topics.manifests, Topics.exceptions], handler: handler, isStateful: true)
     }
 
     /// From `CLEARWAY_POLICY`, `CLEARWAY_MANIFEST_MAX_ENTRIES` (250), `CLEARWAY_MANIFEST_CUTOFF`
@@ -378,7 +322,7 @@ struct Manifests {
             entries: plan.entries, amendment: nil)
         outputs.append(
             OutputRecord(
-                topic: StandardTopics.manifests.name, key: manifestId, value: try encoder.encode(record),
+                topic: Topics.manifests.name, key: manifestId, value: try encoder.encode(record),
                 type: ManifestRecord.closedType, idSeed: "manifest/\(manifestId)"))
         return outputs
     }
@@ -452,7 +396,7 @@ struct Manifests {
                 addedShipments: adding.map { [$0.release.shipmentId] } ?? [], reason: reason))
         return [
             OutputRecord(
-                topic: StandardTopics.manifests.name, key: filed.manifestId, value: try encoder.encode(record),
+                topic: Topics.manifests.name, key: filed.manifestId, value: try encoder.encode(record),
                 type: ManifestRecord.amendedType, idSeed: "amendment/\(amendmentId)")
         ]
     }
@@ -491,7 +435,7 @@ struct Manifests {
                 "shipment \(release.shipmentId) is not filed on conveyance \(release.conveyance.id): it lacks \(gaps.map(\.element).joined(separator: ", ")) (\(gaps[0].detail))",
             fix: gaps.map(\.fix).joined(separator: "; "), problems: problems)
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: release.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: release.orderId, value: try encoder.encode(record),
             type: "clearway.order.exception.v1", idSeed: "\(release.shipmentId)/v\(release.version)/incomplete-entry")
     }
 

@@ -1,3 +1,4 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
@@ -164,7 +165,7 @@ public final class ScreeningReferences: Sendable {
 /// split mixed order) with the lanes it may or must take and why; a line whose HTS number the
 /// reference lacks is an exception, never "unflagged".
 public struct PGARouterHandler: RecordHandler {
-    public static let name = "pga-router"
+    public static let name = WorkerName.pgaRouter.rawValue
     static let screenedType = "clearway.order.screened.v1"
     static let exceptionType = "clearway.order.exception.v1"
 
@@ -174,8 +175,8 @@ public struct PGARouterHandler: RecordHandler {
 
     public static func definition(references: ScreeningReferences) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.ordersEnriched],
-            outputs: [StandardTopics.ordersScreened, StandardTopics.exceptions],
+            name: name, inputs: [Topics.ordersEnriched],
+            outputs: [Topics.ordersScreened, Topics.exceptions],
             handler: PGARouterHandler(references: references))
     }
 
@@ -192,7 +193,7 @@ public struct PGARouterHandler: RecordHandler {
         if order.type == .cancelled {
             return [
                 OutputRecord(
-                    topic: StandardTopics.ordersScreened.name, key: order.consigneeKey, value: record.value,
+                    topic: Topics.ordersScreened.name, key: order.consigneeKey, value: record.value,
                     type: Self.screenedType,
                     idSeed: "\(order.orderId)/v\(order.version)/cancelled/\(order.consigneeKey)")
             ]
@@ -208,7 +209,7 @@ public struct PGARouterHandler: RecordHandler {
         case .shipments(let shipments):
             return try shipments.map { shipment in
                 OutputRecord(
-                    topic: StandardTopics.ordersScreened.name, key: order.consigneeKey,
+                    topic: Topics.ordersScreened.name, key: order.consigneeKey,
                     value: try encoder.encode(shipment), type: Self.screenedType,
                     idSeed: "\(shipment.shipmentId)/v\(order.version)/screened")
             }
@@ -220,7 +221,7 @@ public struct PGARouterHandler: RecordHandler {
                 problems: gaps)
             return [
                 OutputRecord(
-                    topic: StandardTopics.exceptions.name, key: order.orderId, value: try encoder.encode(exception),
+                    topic: Topics.exceptions.name, key: order.orderId, value: try encoder.encode(exception),
                     type: Self.exceptionType, idSeed: "\(order.orderId)/v\(order.version)/pga-router/exception")
             ]
         }
