@@ -118,14 +118,17 @@ let package = Package(
         // A small worker the runtime's process-level tests start, kill and stop.
         .executableTarget(
             name: "ClearwayTestWorker",
-            dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"]
+            dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"],
+            path: "Tests/ClearwayTestWorker"
         ),
+        // The benchmarks (scripts/bench), beside the package's product.
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
                 "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain", "ClearwayFleet",
                 "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            path: "Benchmarks/ClearwayBench"
         ),
         // Helpers the test targets share: the local broker, time bounds, probes.
         .target(
