@@ -125,7 +125,8 @@ let package = Package(
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
-                "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain", "ClearwayFleet",
+                "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain",
+                "ClearwayFleet",
                 "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/ClearwayBench"

@@ -14,10 +14,15 @@ public enum Topics {
     /// topics are among `all`.
     public static let changelogs: [TopicDeclaration] = [
         TopicDeclaration("\(WorkerName.enricher.rawValue).changelog", partitions: orders.partitions, compacted: true),
-        TopicDeclaration("\(WorkerName.aggregator.rawValue).changelog", partitions: ordersScreened.partitions, compacted: true),
-        TopicDeclaration("\(WorkerName.structuring.rawValue).changelog", partitions: releasedByAddress.partitions, compacted: true),
-        TopicDeclaration("\(WorkerName.manifestBuilder.rawValue).changelog", partitions: releasedByConveyance.partitions, compacted: true),
-        TopicDeclaration("\(WorkerName.filerSim.rawValue).changelog", partitions: manifests.partitions, compacted: true),
+        TopicDeclaration(
+            "\(WorkerName.aggregator.rawValue).changelog", partitions: ordersScreened.partitions, compacted: true),
+        TopicDeclaration(
+            "\(WorkerName.structuring.rawValue).changelog", partitions: releasedByAddress.partitions, compacted: true),
+        TopicDeclaration(
+            "\(WorkerName.manifestBuilder.rawValue).changelog", partitions: releasedByConveyance.partitions,
+            compacted: true),
+        TopicDeclaration(
+            "\(WorkerName.filerSim.rawValue).changelog", partitions: manifests.partitions, compacted: true),
     ]
 
     /// All of them: what `clearway topics apply` creates.

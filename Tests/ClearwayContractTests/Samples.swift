@@ -95,7 +95,8 @@ struct Samples {
     }
 
     var exception: ExceptionRecord {
-        let gap = OrderGap(code: "unknown-sku", detail: "SKU NOPE is not in the catalog", fix: "publish NOPE", sku: "NOPE")
+        let gap = OrderGap(
+            code: "unknown-sku", detail: "SKU NOPE is not in the catalog", fix: "publish NOPE", sku: "NOPE")
         return ExceptionRecord(
             orderId: order.orderId, version: 1, stage: WorkerName.enricher.rawValue, status: "parked", code: gap.code,
             detail: gap.detail, fix: gap.fix, problems: [gap])
