@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ClearwayKafka", targets: ["ClearwayKafka"]),
         .library(name: "ClearwayDomain", targets: ["ClearwayDomain"]),
         .library(name: "ClearwayRuntime", targets: ["ClearwayRuntime"]),
+        .library(name: "ClearwayContract", targets: ["ClearwayContract"]),
         // For an executable of one's own on the runtime: jemalloc with the workers' options.
         .library(name: "ClearwayAllocator", targets: ["ClearwayAllocator"]),
         .executable(name: "clearway", targets: ["ClearwayCLI"]),
@@ -64,11 +65,15 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources")]
         ),
-        // The workers' handlers: the domain rules on the runtime.
+        // The topic contract: one file per topic with its declaration (name, key, partitions) and
+        // its wire types; what the workers write and the fleet's tools read.
+        .target(name: "ClearwayContract", dependencies: ["ClearwayDomain", "ClearwayRuntime"]),
+        // The workers' handlers: the domain rules on the runtime, one folder per worker.
         .target(
             name: "ClearwayWorkers",
             dependencies: [
-                "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka", .product(name: "Logging", package: "swift-log"),
+                "ClearwayContract", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // jemalloc as the worker executables' allocator, with the options they run with
@@ -94,7 +99,7 @@ let package = Package(
         .target(
             name: "ClearwayFleet",
             dependencies: [
-                "ClearwayDomain", "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers",
+                "ClearwayContract", "ClearwayDomain", "ClearwayKafka", "ClearwayRuntime",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -102,6 +107,7 @@ let package = Package(
         .executableTarget(
             name: "ClearwayCLI",
             dependencies: [
+                "ClearwayContract",
                 "ClearwayDomain",
                 "ClearwayFleet",
                 "ClearwayKafka",
@@ -112,14 +118,18 @@ let package = Package(
         // A small worker the runtime's process-level tests start, kill and stop.
         .executableTarget(
             name: "ClearwayTestWorker",
-            dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"]
+            dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"],
+            path: "Tests/ClearwayTestWorker"
         ),
+        // The benchmarks (scripts/bench), beside the package's product.
         .executableTarget(
             name: "ClearwayBench",
             dependencies: [
-                "ClearwayKafka", "ClearwayRuntime", "ClearwayWorkers", "ClearwayDomain", "ClearwayFleet",
+                "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain",
+                "ClearwayFleet",
                 "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            path: "Benchmarks/ClearwayBench"
         ),
         // Helpers the test targets share: the local broker, time bounds, probes.
         .target(
@@ -142,15 +152,20 @@ let package = Package(
         .testTarget(
             name: "ClearwayWorkersTests",
             dependencies: [
-                "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka", "ClearwayTestSupport",
+                "ClearwayContract", "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka",
+                "ClearwayTestSupport",
             ]
         ),
         .testTarget(
             name: "ClearwayFleetTests",
             dependencies: [
-                "ClearwayFleet", "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime", "ClearwayKafka",
-                "ClearwayTestSupport",
+                "ClearwayFleet", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime",
+                "ClearwayKafka", "ClearwayTestSupport",
             ]
+        ),
+        .testTarget(
+            name: "ClearwayContractTests",
+            dependencies: ["ClearwayContract", "ClearwayDomain", "ClearwayRuntime", "ClearwayTestSupport"]
         ),
         .testTarget(
             name: "ClearwayDomainTests",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayRuntime
 import Foundation
@@ -229,7 +230,7 @@ struct TopicsCommand: AsyncParsableCommand {
             let configuration = try WorkerConfiguration.fromEnvironment(worker: "clearway-cli", httpPort: 0)
             var logger = Logger(label: "clearway.topics")
             logger.logLevel = .error
-            let topics = StandardTopics.all.map { topic -> TopicDeclaration in
+            let topics = Topics.all.map { topic -> TopicDeclaration in
                 var topic = topic
                 if let replicationFactor { topic.replicationFactor = replicationFactor }
                 return topic
@@ -248,7 +249,7 @@ struct TopicsCommand: AsyncParsableCommand {
 
         func run() throws {
             let prefix = ProcessInfo.processInfo.environment["CLEARWAY_TOPIC_PREFIX"] ?? "clearway."
-            for topic in StandardTopics.all {
+            for topic in Topics.all {
                 let configs = topic.configs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 print("\(prefix)\(topic.name)\tpartitions=\(topic.partitions)\t\(configs.joined(separator: " "))")
             }

@@ -1,5 +1,5 @@
+import ClearwayContract
 import ClearwayDomain
-import ClearwayWorkers
 import Foundation
 
 /// A readable summary of one or more deployments, side by side: one row per measure, one column

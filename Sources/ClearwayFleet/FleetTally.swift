@@ -1,7 +1,7 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
-import ClearwayWorkers
 import Foundation
 import Logging
 
@@ -61,7 +61,7 @@ public struct FleetTally: Sendable {
 
     /// This deployment's structuring watch: its consumer group and its input topic.
     public var structuringWatch: (group: String, input: String) {
-        (prefix + StructuringHandler.name, prefix + StandardTopics.releasedByAddress.name)
+        (prefix + WorkerName.structuring.rawValue, prefix + Topics.releasedByAddress.name)
     }
 
     /// The topics the tally reads, with the prefix.
@@ -101,7 +101,7 @@ public struct FleetTally: Sendable {
                 return
             }
             // A refusal to file comes after the order's outcome (its decision): a filing result.
-            if exception.stage == ManifestBuilderHandler.name {
+            if exception.stage == WorkerName.manifestBuilder.rawValue {
                 filingRefusals[exception.orderId] = exception
             } else {
                 exceptions[exception.orderId] = exception

@@ -178,44 +178,10 @@ public struct WorkerDefinition: Sendable {
     }
 }
 
-/// Clearway's public topics (ARCHITECTURE.md), as declared for `clearway topics apply`.
+/// The topics the runtime itself declares for every worker, whatever it does: the dead letters.
+/// Clearway's own topics are declared in `ClearwayContract` (`Topics`), one file each.
 public enum StandardTopics {
-    public static let orders = TopicDeclaration("orders.v1")
-    public static let catalog = TopicDeclaration("catalog.v1", compacted: true)
-    public static let fxRates = TopicDeclaration("fx-rates.v1", partitions: 1, compacted: true)
-    public static let ordersEnriched = TopicDeclaration("orders.enriched.v1")
-    public static let ordersScreened = TopicDeclaration("orders.screened.v1")
-    public static let shipmentsCleared = TopicDeclaration("shipments.cleared.v1")
-    public static let manifests = TopicDeclaration("manifests.v1")
-    public static let entryResults = TopicDeclaration("entry-results.v1")
-    public static let erpWriteback = TopicDeclaration("erp-writeback.v1")
-    public static let exceptions = TopicDeclaration("orders.exceptions.v1")
-    public static let alerts = TopicDeclaration("alerts.v1")
-    public static let reroutes = TopicDeclaration("reroutes.v1")
+    /// `dlq.v1`: unreadable or poison records, with their original bytes and error headers
+    /// (key: the original key); kept 30 days.
     public static let dlq = TopicDeclaration("dlq.v1", retention: .seconds(30 * 24 * 3600))
-    /// The aggregator's releases re-keyed by `addressKey`, for the structuring watch (internal).
-    public static let releasedByAddress = TopicDeclaration(
-        "released.by-address.v1", retention: .seconds(30 * 24 * 3600))
-    /// The aggregator's releases re-keyed by conveyance (`Conveyance.id`), for the
-    /// manifest-builder: one partition owns each manifest (internal).
-    public static let releasedByConveyance = TopicDeclaration(
-        "released.by-conveyance.v1", retention: .seconds(30 * 24 * 3600))
-
-    /// The state changelogs of the stateful workers (`<worker>.changelog`, compacted, partitioned
-    /// like their input; `WorkerDefinition.changelog`). A test checks that every worker's declared
-    /// topics are among `all`.
-    public static let changelogs: [TopicDeclaration] = [
-        TopicDeclaration("enricher.changelog", partitions: orders.partitions, compacted: true),
-        TopicDeclaration("aggregator.changelog", partitions: ordersScreened.partitions, compacted: true),
-        TopicDeclaration("structuring.changelog", partitions: releasedByAddress.partitions, compacted: true),
-        TopicDeclaration("manifest-builder.changelog", partitions: releasedByConveyance.partitions, compacted: true),
-        TopicDeclaration("filer-sim.changelog", partitions: manifests.partitions, compacted: true),
-    ]
-
-    /// All of them: what `clearway topics apply` creates.
-    public static let all: [TopicDeclaration] =
-        [
-            orders, catalog, fxRates, ordersEnriched, ordersScreened, shipmentsCleared, manifests, entryResults,
-            erpWriteback, exceptions, alerts, reroutes, dlq, releasedByAddress, releasedByConveyance,
-        ] + changelogs
 }

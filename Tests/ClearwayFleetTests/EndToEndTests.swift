@@ -1,3 +1,4 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -66,7 +67,7 @@ struct EndToEndTests {
         let producer = try Broker.producer()
         for deployment in deployments {
             _ = try await TopicAdministration(configuration: deployment.configuration, logger: Broker.logger).apply(
-                StandardTopics.all)
+                Topics.all)
             for record in sample.catalog + sample.fxRates + sample.orders {
                 try await producer.send(
                     ProducerRecord(
@@ -97,7 +98,7 @@ struct EndToEndTests {
         let empty = deployments.map { FleetTally(prefix: $0.prefix) }
         let expected = sample.orderKeys.count
         // The tallies' topics, and the structuring watch's input (to know when it has caught up).
-        let watchInputs = deployments.map { $0.prefix + StandardTopics.releasedByAddress.name }
+        let watchInputs = deployments.map { $0.prefix + Topics.releasedByAddress.name }
         let reader = try await TopicReader(
             bootstrapServers: Broker.bootstrapServers, topics: empty.flatMap(\.topics) + watchInputs,
             logger: Broker.logger)
@@ -315,7 +316,7 @@ struct DeclaredTopicsTests {
             try ManifestBuilderHandler.definition(environment: [:]),
             try FilerSimHandler.definition(environment: [:]),
         ]
-        let declared = Dictionary(StandardTopics.all.map { ($0.name, $0) }) { first, _ in first }
+        let declared = Dictionary(Topics.all.map { ($0.name, $0) }) { first, _ in first }
         for definition in definitions {
             for topic in definition.declaredTopics {
                 #expect(declared[topic.name] == topic, "\(definition.name) needs \(topic.name) as declared")

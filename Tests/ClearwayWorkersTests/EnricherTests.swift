@@ -1,3 +1,4 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
@@ -219,7 +220,7 @@ struct EnricherTests {
         let enriched = seen.records.filter { $0.topic == deployment.topic("orders.enriched.v1") }.map(\.value)
         #expect(try Schemas.problems(enriched, against: "orders.enriched.v1") == [])
         // Nothing of the parked state is left behind.
-        let state = try (0..<StandardTopics.orders.partitions).map {
+        let state = try (0..<Topics.orders.partitions).map {
             try StateInspector.snapshot(directory: deployment.stateDirectory, partition: $0)
         }
         #expect(state.flatMap(\.entries.keys).filter { $0.hasPrefix("parked/") || $0.hasPrefix("wait/") } == [])

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -28,7 +29,7 @@ struct ManifestBuilderBench: AsyncParsableCommand {
         configuration.bootstrapServers = servers
         configuration.topicPrefix = prefix
         let definition = try ManifestBuilderHandler.definition(environment: [:])
-        let input = StandardTopics.releasedByConveyance
+        let input = Topics.releasedByConveyance
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
             definition.declaredTopics + [TopicDeclaration("kcat.out", partitions: input.partitions)])
         let producer = try KafkaProducer(

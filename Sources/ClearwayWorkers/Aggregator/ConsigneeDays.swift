@@ -1,194 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// A `shipments.cleared.v1` record: the daily rule's decision on one shipment, with the order.
-public struct ClearedShipment: Codable, Hashable, Sendable {
-    public enum Status: String, Codable, Hashable, Sendable {
-        case released, held, cancelled, rerouted
-    }
-
-    public var orderId: String
-    public var shipmentId: String
-    public var version: Int
-    public var consigneeKey: String
-    public var addressKey: String
-    public var status: Status
-    /// Set when released: T86, T11 or T01.
-    public var entryType: EntryType?
-    /// The arrival day whose window decided (for a held shipment: the day it is held to).
-    public var day: String
-    public var valueUSD: String
-    /// Released: the day's de minimis total (T86) or the consolidation group's total (T11),
-    /// else the shipment's own value.
-    public var dayTotalUSD: String
-    public var consolidationGroup: String?
-    public var regime: Regime
-    public var policyVersion: String
-    public var reasons: [DecisionReason]
-    /// The screened shipment itself (absent for a cancellation), for the manifest.
-    public var shipment: ScreenedOrder?
-}
-
-/// A `released.by-conveyance.v1` record (key: `Conveyance.id`): a release, or the withdrawal of
-/// one, for the manifest-builder that owns the conveyance's manifest.
-public struct ConveyanceRelease: Codable, Hashable, Sendable {
-    public static let type = "clearway.shipment.released-for-conveyance.v1"
-
-    public var conveyance: Conveyance
-    public var orderId: String
-    public var shipmentId: String
-    /// The version released (for a withdrawal: the version withdrawn).
-    public var version: Int
-    public var consigneeKey: String
-    /// True when the release is taken back: the order was cancelled or decided again.
-    public var withdrawn: Bool
-    /// The aggregator's entry type (T86, or the informal / formal lane the manifest finalizes).
-    public var entryType: EntryType?
-    public var valueUSD: String
-    public var policyVersion: String
-    /// The screened shipment, on a release.
-    public var shipment: ScreenedOrder?
-
-    public init(
-        conveyance: Conveyance, orderId: String, shipmentId: String, version: Int, consigneeKey: String,
-        withdrawn: Bool, entryType: EntryType?, valueUSD: String, policyVersion: String, shipment: ScreenedOrder?
-    ) {
-        self.conveyance = conveyance
-        self.orderId = orderId
-        self.shipmentId = shipmentId
-        self.version = version
-        self.consigneeKey = consigneeKey
-        self.withdrawn = withdrawn
-        self.entryType = entryType
-        self.valueUSD = valueUSD
-        self.policyVersion = policyVersion
-        self.shipment = shipment
-    }
-}
-
-/// A `reroutes.v1` record: fulfil this order from another warehouse (overflow policy `reroute`).
-public struct RerouteRequest: Codable, Hashable, Sendable {
-    public var orderId: String
-    public var shipmentId: String
-    public var consigneeKey: String
-    public var day: String
-    public var valueUSD: String
-    public var reason: String
-}
-
-/// The aggregator: per consignee and arrival day, the shipments released under the regime in
-/// force, their totals and the held ones — deciding T86 / T11 / T01, hold, consolidation or
-/// reroute by the domain's `aggregate` (the "one person, one day" rule, 19 CFR 10.151 and
-/// 143.22), exactly once through the runtime's state and transactions. Every release, and
-/// every withdrawal of one, also goes to `released.by-address.v1` keyed by `addressKey`, where
-/// the structuring watch (`StructuringHandler`) sees all consignees at one address together,
-/// whichever partition each consignee has here, and to `released.by-conveyance.v1` keyed by
-/// its conveyance, where one manifest-builder instance builds each conveyance's manifest.
-///
-/// State per input partition (all of a consignee's shipments share its partition):
-/// - `window/<day>/<consigneeKey>`: the `DayWindow` (shipments released into it);
-/// - `shipment/<shipmentId>`: what was decided last (`ShipmentMemory`), a held shipment whole;
-/// - `order/<orderId>`: the order's shipment ids (a cancellation frees all of them);
-/// - `byday/<day>/<shipmentId>` and `days`: what to forget when a day expires;
-/// - `watermark`: the latest arrival day seen. Days more than the retention behind it are
-///   forgotten (event time, so a replay of old days keeps its windows while it runs), and a
-///   record for such a day is an exception, never decided against an empty window;
-/// - timers `release/<shipmentId>`: a held shipment's day begins at its port.
-public struct AggregatorHandler: RecordHandler {
-    public static let name = "aggregator"
-    static let clearedType = "clearway.shipment.cleared.v1"
-
-    let timeline: PolicyTimeline
-    let overflow: OverflowPolicy
-    let ports: PortDirectory
-    /// Days a window is kept after its day, then tombstoned.
-    let retentionDays: Int
-
-    public init(
-        timeline: PolicyTimeline, overflow: OverflowPolicy = .hold, ports: PortDirectory, retentionDays: Int = 7
-    ) {
-        self.timeline = timeline
-        self.overflow = overflow
-        self.ports = ports
-        self.retentionDays = retentionDays
-    }
-
-    public static func definition(
-        timeline: PolicyTimeline, overflow: OverflowPolicy = .hold, ports: PortDirectory, retentionDays: Int = 7
-    ) -> WorkerDefinition {
-        WorkerDefinition(
-            name: name, inputs: [StandardTopics.ordersScreened],
-            outputs: [
-                StandardTopics.shipmentsCleared, StandardTopics.releasedByAddress,
-                StandardTopics.releasedByConveyance, StandardTopics.reroutes, StandardTopics.exceptions,
-            ],
-            handler: AggregatorHandler(
-                timeline: timeline, overflow: overflow, ports: ports, retentionDays: retentionDays),
-            isStateful: true)
-    }
-
-    /// From `CLEARWAY_POLICY`, `CLEARWAY_OVERFLOW` (`hold`, `formal`, `reroute`) and
-    /// `CLEARWAY_AGGREGATOR_RETENTION_DAYS`.
-    public static func definition(environment: [String: String]) throws -> WorkerDefinition {
-        let timeline: PolicyTimeline
-        do {
-            timeline = try PolicyTimeline.named(environment["CLEARWAY_POLICY"] ?? "us")
-        } catch let error as DomainError {
-            throw ConfigurationError("CLEARWAY_POLICY: \(error.message)")
-        }
-        var overflow = OverflowPolicy.hold
-        if let text = environment["CLEARWAY_OVERFLOW"] {
-            guard let policy = OverflowPolicy(rawValue: text) else {
-                throw ConfigurationError(
-                    "CLEARWAY_OVERFLOW must be \(OverflowPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\""
-                )
-            }
-            overflow = policy
-        }
-        var retention = 7
-        if let text = environment["CLEARWAY_AGGREGATOR_RETENTION_DAYS"] {
-            guard let days = Int(text), days >= 1 else {
-                throw ConfigurationError("CLEARWAY_AGGREGATOR_RETENTION_DAYS must be a whole number of days, 1 or more")
-            }
-            retention = days
-        }
-        return definition(
-            timeline: timeline, overflow: overflow, ports: try PortDirectory.shipped(), retentionDays: retention)
-    }
-
-    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state else { throw RecordRejected("not-stateful", "the aggregator needs its state") }
-        let order: EnrichedOrder
-        do {
-            order = try JSONDecoder().decode(EnrichedOrder.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not an orders.screened.v1 record: \(error)")
-        }
-        try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
-        var day = Decisions(handler: self, state: state)
-        if order.type == .cancelled { return try day.cancel(order) }
-        let shipment: ScreenedOrder
-        do {
-            shipment = try JSONDecoder().decode(ScreenedOrder.self, from: record.value)
-        } catch {
-            throw RecordRejected(
-                "schema-invalid", "a placed or updated orders.screened.v1 record without its screening: \(error)")
-        }
-        guard let arrival = shipment.order.arrivalDay, let arrivalDay = try? Day(arrival) else {
-            throw RecordRejected("schema-invalid", "shipment \(shipment.shipmentId) has no arrival day")
-        }
-        return try day.decide(shipment, on: arrivalDay, held: false)
-    }
-
-    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state else { return [] }
-        var day = Decisions(handler: self, state: state)
-        if key.hasPrefix("release/") { return try day.releaseHeld(String(key.dropFirst("release/".count))) }
-        return []
-    }
-}
 
 /// What the aggregator remembers of a shipment.
 struct ShipmentMemory: Codable {
@@ -206,8 +20,9 @@ struct ShipmentMemory: Codable {
     var conveyance: Conveyance? = nil
 }
 
-/// One record's (or timer's) decisions on a partition's state.
-struct Decisions {
+/// The consignees' day windows of one partition, and the shipments decided into them: one
+/// record's (or timer's) decisions on the partition's state.
+struct ConsigneeDays {
     let handler: AggregatorHandler
     let state: PartitionState
     private let encoder = JSONEncoder.sortedKeys()
@@ -314,7 +129,7 @@ struct Decisions {
                 valueUSD: Money(value, .usd).amountText, reason: reasons.map(\.text).joined(separator: "; "))
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.reroutes.name, key: shipment.order.orderId,
+                    topic: Topics.reroutes.name, key: shipment.order.orderId,
                     value: try encoder.encode(request),
                     type: "clearway.reroute.requested.v1", idSeed: "\(id)/v\(version)/reroute/\(day)"))
             outputs.append(
@@ -365,7 +180,7 @@ struct Decisions {
                 ] + order.reasons, shipment: nil)
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.shipmentsCleared.name, key: memory.consigneeKey,
+                    topic: Topics.shipmentsCleared.name, key: memory.consigneeKey,
                     value: try encoder.encode(record), type: AggregatorHandler.clearedType,
                     idSeed: "\(id)/v\(order.version)/cancelled"))
         }
@@ -389,7 +204,7 @@ struct Decisions {
             orderId: shipment.order.orderId, version: shipment.order.version, stage: AggregatorHandler.name,
             status: "rejected", code: gap.code, detail: gap.detail, fix: gap.fix, problems: [gap])
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: shipment.order.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: shipment.order.orderId, value: try encoder.encode(record),
             type: "clearway.order.exception.v1", idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/expired")
     }
 
@@ -459,14 +274,14 @@ struct Decisions {
     /// `addressKey`: the structuring watch sees every consignee at an address together.
     private func contribution(_ contribution: AddressContribution, seed: String) throws -> OutputRecord {
         OutputRecord(
-            topic: StandardTopics.releasedByAddress.name, key: contribution.addressKey,
+            topic: Topics.releasedByAddress.name, key: contribution.addressKey,
             value: try encoder.encode(contribution), type: AddressContribution.type, idSeed: seed)
     }
 
     /// A release (or its withdrawal) for the manifest of its conveyance, keyed by the conveyance.
     private func forManifest(_ release: ConveyanceRelease) throws -> OutputRecord {
         OutputRecord(
-            topic: StandardTopics.releasedByConveyance.name, key: release.conveyance.id,
+            topic: Topics.releasedByConveyance.name, key: release.conveyance.id,
             value: try encoder.encode(release), type: ConveyanceRelease.type,
             idSeed:
                 "\(release.shipmentId)/v\(release.version)/\(release.conveyance.id)/\(release.withdrawn ? "withdrawn" : "released")"
@@ -504,7 +319,7 @@ struct Decisions {
             dayTotalUSD: Money(total, .usd).amountText, consolidationGroup: group, regime: policy.regime,
             policyVersion: policy.version, reasons: reasons, shipment: shipment)
         return OutputRecord(
-            topic: StandardTopics.shipmentsCleared.name, key: shipment.order.consigneeKey,
+            topic: Topics.shipmentsCleared.name, key: shipment.order.consigneeKey,
             value: try encoder.encode(record), type: AggregatorHandler.clearedType,
             idSeed: "\(shipment.shipmentId)/v\(shipment.order.version)/\(status.rawValue)/\(day)")
     }

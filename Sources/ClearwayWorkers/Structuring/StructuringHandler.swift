@@ -1,44 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// A `released.by-address.v1` record: one released shipment's value for its address's day (or,
-/// with `withdrawn`, its withdrawal: cancelled, or superseded by an update). Keyed by
-/// `addressKey`, so every consignee at one address meets in one partition.
-public struct AddressContribution: Codable, Hashable, Sendable {
-    static let type = "clearway.address.contribution.v1"
-
-    public var addressKey: String
-    public var day: String
-    public var consigneeKey: String
-    public var orderId: String
-    public var shipmentId: String
-    public var valueUSD: String
-    /// The per-person day threshold of the policy in force that day.
-    public var thresholdUSD: String
-    public var policyVersion: String
-    /// True when the shipment no longer counts (cancelled, or superseded by an update).
-    public var withdrawn: Bool
-}
-
-/// A structuring signal (`alerts.v1`, keyed by `addressKey`): several consignees at one address
-/// whose day total passes the threshold.
-public struct StructuringAlert: Codable, Hashable, Sendable {
-    public var addressKey: String
-    public var day: String
-    public var thresholdUSD: String
-    public var totalUSD: String
-    public var consignees: [Consignee]
-    public var policyVersion: String
-    public var reason: String
-
-    public struct Consignee: Codable, Hashable, Sendable {
-        public var consigneeKey: String
-        public var orders: [String]
-        public var totalUSD: String
-    }
-}
 
 /// The structuring watch: several consignees at one address whose released total for a day
 /// passes the one-person-one-day threshold (19 CFR 10.151; without de minimis, the informal-entry
@@ -54,7 +18,7 @@ public struct StructuringAlert: Codable, Hashable, Sendable {
 ///   seen are forgotten. A late record for a forgotten day is still counted (its day comes back
 ///   until the next day is seen), so nothing is dropped.
 public struct StructuringHandler: RecordHandler {
-    public static let name = "structuring"
+    public static let name = WorkerName.structuring.rawValue
 
     /// Days an address's day is kept behind the latest day seen.
     let retentionDays: Int
@@ -63,21 +27,8 @@ public struct StructuringHandler: RecordHandler {
 
     public static func definition(retentionDays: Int = 7) -> WorkerDefinition {
         WorkerDefinition(
-            name: name, inputs: [StandardTopics.releasedByAddress], outputs: [StandardTopics.alerts],
+            name: name, inputs: [Topics.releasedByAddress], outputs: [Topics.alerts],
             handler: StructuringHandler(retentionDays: retentionDays), isStateful: true)
-    }
-
-    /// From `CLEARWAY_STRUCTURING_RETENTION_DAYS` (7).
-    public static func definition(environment: [String: String]) throws -> WorkerDefinition {
-        var retention = 7
-        if let text = environment["CLEARWAY_STRUCTURING_RETENTION_DAYS"] {
-            guard let days = Int(text), days >= 1 else {
-                throw ConfigurationError(
-                    "CLEARWAY_STRUCTURING_RETENTION_DAYS must be a whole number of days, 1 or more")
-            }
-            retention = days
-        }
-        return definition(retentionDays: retention)
     }
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
@@ -142,7 +93,7 @@ public struct StructuringHandler: RecordHandler {
         // withdrawal is a new alert, and a replay of the same input the same one.
         return [
             OutputRecord(
-                topic: StandardTopics.alerts.name, key: contribution.addressKey, value: try Self.encoder.encode(alert),
+                topic: Topics.alerts.name, key: contribution.addressKey, value: try Self.encoder.encode(alert),
                 type: "clearway.alert.structuring.v1")
         ]
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -36,7 +37,7 @@ struct PGARouterBench: AsyncParsableCommand {
             references: try ScreeningReferences(sources: ScreeningSources(), logger: logger))
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
             definition.declaredTopics + [
-                TopicDeclaration("kcat.out", partitions: StandardTopics.ordersEnriched.partitions)
+                TopicDeclaration("kcat.out", partitions: Topics.ordersEnriched.partitions)
             ])
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
@@ -61,7 +62,7 @@ struct PGARouterBench: AsyncParsableCommand {
             executable: router,
             environment: ["CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix],
             group: prefix + PGARouterHandler.name,
-            partitions: (0..<StandardTopics.ordersEnriched.partitions).map {
+            partitions: (0..<Topics.ordersEnriched.partitions).map {
                 TopicPartition(topic: prefix + "orders.enriched.v1", partition: $0)
             }, records: records, servers: servers, logger: logger)
         print(resultLine("pga-router", measured, kcatRate: kcatRate))

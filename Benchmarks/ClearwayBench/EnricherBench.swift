@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -35,7 +36,7 @@ struct EnricherBench: AsyncParsableCommand {
         configuration.topicPrefix = prefix
         let definition = EnricherHandler.definition(
             warehouses: try WarehouseDirectory.shipped(), secret: try ConsigneeKeySecret(text: Self.secret))
-        let baselineOutput = TopicDeclaration("kcat.out", partitions: StandardTopics.orders.partitions)
+        let baselineOutput = TopicDeclaration("kcat.out", partitions: Topics.orders.partitions)
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
             definition.declaredTopics + [baselineOutput])
 
@@ -62,7 +63,7 @@ struct EnricherBench: AsyncParsableCommand {
         }
         try await producer.flush(timeout: .seconds(120))
         print(
-            "enricher: \(records) orders (\(lineCount) lines) over \(skus) SKUs on \(prefix)orders.v1 (\(StandardTopics.orders.partitions) partitions)"
+            "enricher: \(records) orders (\(lineCount) lines) over \(skus) SKUs on \(prefix)orders.v1 (\(Topics.orders.partitions) partitions)"
         )
 
         let kcatRate =
@@ -81,7 +82,7 @@ struct EnricherBench: AsyncParsableCommand {
                 "CLEARWAY_STATE_DIR": stateDirectory, "CLEARWAY_CONSIGNEE_SECRET": Self.secret,
                 "CLEARWAY_INSTANCE_ID": "bench",
             ], group: prefix + EnricherHandler.name,
-            partitions: (0..<StandardTopics.orders.partitions).map {
+            partitions: (0..<Topics.orders.partitions).map {
                 TopicPartition(topic: prefix + "orders.v1", partition: $0)
             }, records: records, servers: servers, logger: logger
         ) {
@@ -116,7 +117,7 @@ struct EnricherBench: AsyncParsableCommand {
         let watcher = try KafkaConsumer(configuration: configuration, logger: logger)
         var offsets: [TopicPartitionOffset] = []
         for topic in ["orders.enriched.v1", "orders.exceptions.v1"] {
-            offsets += (0..<StandardTopics.orders.partitions).map {
+            offsets += (0..<Topics.orders.partitions).map {
                 TopicPartitionOffset(topic: prefix + topic, partition: $0, offset: TopicPartitionOffset.end)
             }
         }

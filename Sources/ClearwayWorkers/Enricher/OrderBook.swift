@@ -1,161 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// The enricher: joins each order (`orders.v1`) with the SKU master (`catalog.v1`) and the
-/// certified exchange rates (`fx-rates.v1`), both kept whole in local SQLite, and publishes
-/// `orders.enriched.v1` keyed by `consigneeKey`. An order with a data gap goes to
-/// `orders.exceptions.v1` and is parked; when a catalog or rate record fixes the gap, the
-/// parked order is re-driven at once.
-///
-/// Per orders partition the state holds, without raw names or addresses outside parked orders:
-/// - `order/<orderId>`: the last version seen, whether it was enriched, parked or cancelled, and
-///   its consignee keys (so a cancellation or an update can free what downstream holds);
-/// - `parked/<orderId>`: an index of parked orders;
-/// - `wait/<catalog:SKU | fx:CUR>/<orderId>`: which parked orders a reference key may fix.
-public struct EnricherHandler: RecordHandler {
-    public static let name = "enricher"
-    static let enrichedType = "clearway.order.enriched.v1"
-    static let exceptionType = "clearway.order.exception.v1"
-
-    let warehouses: WarehouseDirectory
-    let secret: ConsigneeKeySecret
-    /// How long an order is remembered after its last change (enriched or cancelled), for
-    /// duplicates, stale versions and cancellations; then it is forgotten, so state stays small.
-    let retention: Duration
-    /// The most lines an order may have. Each line adds a few hundred bytes to the enriched
-    /// record and more to the screened one and the shipment decision downstream, and each of
-    /// those must fit one Kafka record (librdkafka's `message.max.bytes`, 1,000,000 by default);
-    /// an order of more lines is refused on arrival (`too-many-lines`) rather than stopping at a
-    /// later stage. `CLEARWAY_MAX_ORDER_LINES`; default `defaultMaximumLines`.
-    let maximumLines: Int
-    /// 500 lines: a screened order of 500 lines with several reasons each is under half of the
-    /// default record limit (tests check the enricher's and the pga-router's outputs there).
-    public static let defaultMaximumLines = 500
-
-    public init(
-        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400),
-        maximumLines: Int = defaultMaximumLines
-    ) {
-        self.warehouses = warehouses
-        self.secret = secret
-        self.retention = retention
-        self.maximumLines = maximumLines
-    }
-
-    /// The worker: stateful (parked orders), with the catalog and the rates as reference tables.
-    public static func definition(
-        warehouses: WarehouseDirectory, secret: ConsigneeKeySecret, retention: Duration = .seconds(30 * 86_400),
-        maximumLines: Int = defaultMaximumLines
-    ) -> WorkerDefinition {
-        WorkerDefinition(
-            name: name, inputs: [StandardTopics.orders],
-            outputs: [StandardTopics.ordersEnriched, StandardTopics.exceptions],
-            handler: EnricherHandler(
-                warehouses: warehouses, secret: secret, retention: retention, maximumLines: maximumLines),
-            isStateful: true, tables: [StandardTopics.catalog, StandardTopics.fxRates])
-    }
-
-    /// The definition from the environment: `CLEARWAY_CONSIGNEE_SECRET` (required) and
-    /// `CLEARWAY_WAREHOUSES` (a warehouses file; default the shipped example).
-    public static func definition(environment: [String: String]) throws -> WorkerDefinition {
-        guard let text = environment["CLEARWAY_CONSIGNEE_SECRET"], !text.isEmpty else {
-            throw ConfigurationError(
-                "CLEARWAY_CONSIGNEE_SECRET is not set: give every enricher instance the same secret of at least 16 bytes (it keys the consignee hashes)"
-            )
-        }
-        let secret: ConsigneeKeySecret
-        do {
-            secret = try ConsigneeKeySecret(text: text)
-        } catch let error as DomainError {
-            throw ConfigurationError("CLEARWAY_CONSIGNEE_SECRET: \(error.message)")
-        }
-        var warehouses = try WarehouseDirectory.shipped()
-        if let path = environment["CLEARWAY_WAREHOUSES"], !path.isEmpty {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigurationError("CLEARWAY_WAREHOUSES: cannot read \(path)")
-            }
-            do {
-                warehouses = try WarehouseDirectory.load(data, ports: PortDirectory.shipped())
-            } catch let error as DomainError {
-                throw ConfigurationError("CLEARWAY_WAREHOUSES (\(path)): \(error.message)")
-            }
-        }
-        var retention = Duration.seconds(30 * 86_400)
-        if let text = environment["CLEARWAY_ENRICHER_RETENTION_DAYS"] {
-            guard let days = Int(text), days >= 1 else {
-                throw ConfigurationError("CLEARWAY_ENRICHER_RETENTION_DAYS must be a whole number of days, 1 or more")
-            }
-            retention = .seconds(days * 86_400)
-        }
-        var maximumLines = defaultMaximumLines
-        if let text = environment["CLEARWAY_MAX_ORDER_LINES"] {
-            guard let lines = Int(text), lines >= 1 else {
-                throw ConfigurationError("CLEARWAY_MAX_ORDER_LINES must be a whole number of lines, 1 or more")
-            }
-            maximumLines = lines
-        }
-        return definition(warehouses: warehouses, secret: secret, retention: retention, maximumLines: maximumLines)
-    }
-
-    // MARK: Records
-
-    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state else { throw RecordRejected("not-stateful", "the enricher needs its state") }
-        guard !record.isTombstone else {
-            throw RecordRejected(
-                "schema-invalid", "an orders.v1 record has no value (a tombstone); cancel an order with type cancelled")
-        }
-        let order: OrderEvent
-        do {
-            order = try OrderEvent.decode(record.value)
-        } catch let error as DomainError {
-            throw RecordRejected("schema-invalid", error.message)
-        }
-        try KeyCheck.require(record, isKeyedBy: order.orderId, field: "orderId")
-        var session = Session(handler: self, state: state, tables: context.tables)
-        return try session.receive(order)
-    }
-
-    /// `forget/<orderId>`: the retention of a settled order ran out.
-    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state, key.hasPrefix("forget/") else { return [] }
-        let orderID = String(key.dropFirst("forget/".count))
-        if let data = try state.value("order/\(orderID)"),
-            let memory = try? JSONDecoder().decode(OrderMemory.self, from: data), memory.status != .parked
-        {
-            state.remove("order/\(orderID)")
-        }
-        return []
-    }
-
-    public func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws
-        -> [OutputRecord]
-    {
-        guard let state = context.state else { return [] }
-        var session = Session(handler: self, state: state, tables: context.tables)
-        var orderIDs: [String] = []
-        if let changes {
-            var waits: [String] = []
-            for sku in changes[StandardTopics.catalog.name] ?? [] { waits.append("catalog:\(sku)") }
-            let currencies = Set((changes[StandardTopics.fxRates.name] ?? []).map { $0.prefix { $0 != "@" } })
-            for currency in currencies { waits.append("fx:\(currency)") }
-            for wait in waits {
-                for key in try state.keys(withPrefix: "wait/\(wait)/") {
-                    orderIDs.append(String(key.dropFirst("wait/\(wait)/".count)))
-                }
-            }
-        } else {
-            orderIDs = try state.keys(withPrefix: "parked/").map { String($0.dropFirst("parked/".count)) }
-        }
-        var outputs: [OutputRecord] = []
-        for orderID in Set(orderIDs).sorted() {
-            outputs += try session.redrive(orderID)
-        }
-        return outputs
-    }
-}
 
 /// What the enricher remembers of an order (`order/<orderId>`).
 struct OrderMemory: Codable {
@@ -172,8 +19,9 @@ struct OrderMemory: Codable {
     var waits: [String]?
 }
 
-/// One record's (or one re-drive's) work on a partition's state.
-struct Session {
+/// The orders of one partition as the enricher keeps them (last versions, parked orders and what
+/// they wait on): one record's (or one re-drive's) work on the partition's state.
+struct OrderBook {
     let handler: EnricherHandler
     let state: PartitionState
     let tables: ReferenceTables
@@ -254,7 +102,7 @@ struct Session {
     {
         let references = EnrichmentReferences(
             catalogItem: { [tables] sku in
-                try tables[StandardTopics.catalog.name]?.value(sku) { data in
+                try tables[Topics.catalog.name]?.value(sku) { data in
                     let item: CatalogItem
                     do {
                         item = try JSONDecoder().decode(CatalogItem.self, from: data)
@@ -274,7 +122,7 @@ struct Session {
             },
             rates: { [tables] currency, day in
                 try ExchangeRate.tableKeys(currency, day).compactMap { key in
-                    try tables[StandardTopics.fxRates.name]?.value(key) { data in
+                    try tables[Topics.fxRates.name]?.value(key) { data in
                         let rate = try JSONDecoder().decode(ExchangeRate.self, from: data)
                         // fx-rates.v1 is keyed by currency and date: a rate under another key
                         // would convert this currency or day at another's rate (19 CFR 159.32).
@@ -303,7 +151,7 @@ struct Session {
             try remember(order.orderId, OrderMemory(version: order.version, status: .enriched, keys: keys))
             outputs.append(
                 OutputRecord(
-                    topic: StandardTopics.ordersEnriched.name, key: enriched.consigneeKey,
+                    topic: Topics.ordersEnriched.name, key: enriched.consigneeKey,
                     value: try encoder.encode(enriched), type: EnricherHandler.enrichedType,
                     idSeed: "\(order.orderId)/v\(order.version)/enriched"))
         case .gaps(let gaps):
@@ -360,7 +208,7 @@ struct Session {
         var cancelled = order
         cancelled.type = .cancelled
         return OutputRecord(
-            topic: StandardTopics.ordersEnriched.name, key: keys.consigneeKey,
+            topic: Topics.ordersEnriched.name, key: keys.consigneeKey,
             value: try encoder.encode(Enrichment.cancellation(cancelled, keys: keys, reason: reason)),
             type: EnricherHandler.enrichedType,
             idSeed: "\(order.orderId)/v\(order.version)/cancelled/\(keys.consigneeKey)")
@@ -374,7 +222,7 @@ struct Session {
             detail: gaps.count == 1 ? first.detail : "\(first.detail) (and \(gaps.count - 1) more problem(s))",
             fix: first.fix, problems: gaps)
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: order.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: order.orderId, value: try encoder.encode(record),
             type: EnricherHandler.exceptionType,
             idSeed: "\(order.orderId)/v\(order.version)/exception/\(gaps.map(\.code).joined(separator: ","))")
     }
@@ -397,38 +245,5 @@ struct Session {
         } else {
             state.schedule(timer: "forget/\(orderID)", at: Date() + handler.retention.timeInterval)
         }
-    }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
-    }
-}
-
-/// An `orders.exceptions.v1` record: an order that cannot proceed, why, and what would fix it.
-public struct ExceptionRecord: Codable, Hashable, Sendable {
-    public var orderId: String
-    public var version: Int
-    /// The worker that stopped it.
-    public var stage: String
-    /// `parked` (waits for a fix and is re-driven), `rejected` (stops here: fix the data and send
-    /// a new version), or `ignored` (nothing will happen to it, and nothing needs to).
-    public var status: String
-    /// The first problem's code, detail and fix; `problems` has them all.
-    public var code: String
-    public var detail: String
-    public var fix: String
-    public var problems: [OrderGap]
-}
-
-extension JSONEncoder {
-    /// The workers' encoder for records and state: sorted keys, slashes as they are (the same
-    /// value always gives the same bytes).
-    static func sortedKeys() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
     }
 }

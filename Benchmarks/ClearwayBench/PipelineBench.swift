@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -37,7 +38,7 @@ struct PipelineBench: AsyncParsableCommand {
         configuration.topicPrefix = prefix
         let baselineTopics = [TopicDeclaration("kcat.in"), TopicDeclaration("kcat.out")]
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
-            StandardTopics.all + baselineTopics)
+            Topics.all + baselineTopics)
 
         // Enough buyers for the orders (about 1.7 orders each) over four ship days.
         let wanted = rate * duration
@@ -47,7 +48,7 @@ struct PipelineBench: AsyncParsableCommand {
         ).generate()
         let orders = Array(sample.orders.prefix(wanted))
         print(
-            "pipeline: \(orders.count) order records offered at \(rate)/s for \(duration) s on \(prefix)* (\(StandardTopics.orders.partitions) partitions)"
+            "pipeline: \(orders.count) order records offered at \(rate)/s for \(duration) s on \(prefix)* (\(Topics.orders.partitions) partitions)"
         )
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)

@@ -1,239 +1,8 @@
+import ClearwayContract
 import ClearwayDomain
 import ClearwayKafka
 import ClearwayRuntime
 import Foundation
-
-/// A `manifests.v1` record (key: `manifestId`): a closed manifest with every entry on it, or a
-/// later amendment of one of its filed entries.
-public struct ManifestRecord: Codable, Hashable, Sendable {
-    public enum Kind: String, Codable, Hashable, Sendable {
-        case manifest, amendment
-    }
-
-    /// What an amendment does to the filed entry it names.
-    public struct Amendment: Codable, Hashable, Sendable {
-        public enum Action: String, Codable, Hashable, Sendable {
-            /// The entry is withdrawn whole (its only shipment was cancelled or decided again).
-            case cancel
-            /// The entry is re-stated: `entries` holds it as it now stands, under the same id.
-            case replace
-        }
-
-        /// `<entryId>/A<n>`.
-        public var amendmentId: String
-        public var action: Action
-        /// The filed entry it amends.
-        public var entryId: String
-        /// Shipments taken off the entry, and shipments added to it.
-        public var removedShipments: [ManifestEntry.Shipment]
-        public var addedShipments: [String]
-        public var reason: String
-    }
-
-    public static let closedType = "clearway.manifest.closed.v1"
-    public static let amendedType = "clearway.manifest.amended.v1"
-
-    public var kind: Kind
-    public var manifestId: String
-    public var conveyance: Conveyance
-    public var masterBill: String
-    /// Why it closed: `max-entries`, `cut-off`, `close-after` or `end-of-day` (for an amendment,
-    /// the manifest's).
-    public var closedBecause: String?
-    public var policyVersion: String
-    /// A manifest's entries; an amendment's re-stated entry (none for a cancel).
-    public var entries: [ManifestEntry]
-    public var amendment: Amendment?
-
-    public init(
-        kind: Kind, manifestId: String, conveyance: Conveyance, masterBill: String, closedBecause: String?,
-        policyVersion: String, entries: [ManifestEntry], amendment: Amendment?
-    ) {
-        self.kind = kind
-        self.manifestId = manifestId
-        self.conveyance = conveyance
-        self.masterBill = masterBill
-        self.closedBecause = closedBecause
-        self.policyVersion = policyVersion
-        self.entries = entries
-        self.amendment = amendment
-    }
-}
-
-/// The manifest-builder: groups released shipments per conveyance (carrier and trip, port,
-/// arrival day), one open manifest per conveyance, and files it when it closes — at
-/// `CLEARWAY_MANIFEST_MAX_ENTRIES` entries, at the port-local cut-off `CLEARWAY_MANIFEST_CUTOFF`,
-/// `CLEARWAY_MANIFEST_CLOSE_AFTER` after it opened, and at the latest when the arrival day ends
-/// at the port. The entries are `ManifestPlan.entries`: one per Type 86 shipment, one per
-/// consignee otherwise (19 CFR 141.51), typed when the manifest closes. A shipment lacking a
-/// data element is refused (`orders.exceptions.v1`, `incomplete-entry`) and never filed.
-///
-/// Reads `released.by-conveyance.v1` (the aggregator's releases keyed by `Conveyance.id`), so one
-/// partition owns each conveyance. After a manifest closed, a withdrawn shipment, or a later one
-/// for a consignee already entered on the conveyance, amends the filed entry (`cancel` or
-/// `replace`, naming it) instead of opening a second entry for that consignee.
-///
-/// State per partition:
-/// - `open/<conveyance>`: the open manifest (`OpenManifest`); `seq/<conveyance>`: the last
-///   manifest number used; `m/<conveyance>/<shipmentId>`: its shipments (the releases);
-///   `c/<conveyance>/<consigneeKey>`: how many of a consignee's non-T86 shipments it holds;
-/// - `filed/<shipmentId>`, `fr/<shipmentId>` (its release as it came) and `entry/<entryId>`:
-///   what was filed, for amendments;
-///   `ce/<conveyance>/<consigneeKey>`: the consignee's filed entry on the conveyance;
-/// - timers `close/<conveyance>` (the close) and `forget/<manifestId>` (the filed state dropped
-///   `CLEARWAY_MANIFEST_RETENTION_DAYS` after the arrival day).
-///
-/// Manifest ids and bill numbers derive from the conveyance and the manifest's number, never
-/// from the clock: a replay builds the same ids.
-public struct ManifestBuilderHandler: RecordHandler {
-    public static let name = "manifest-builder"
-
-    let timeline: PolicyTimeline
-    let ports: PortDirectory
-    let maxEntries: Int
-    /// Seconds after the arrival day's midnight at the port.
-    let cutoff: Int?
-    let closeAfter: Duration?
-    let retentionDays: Int
-    let now: @Sendable () -> Date
-
-    public init(
-        timeline: PolicyTimeline, ports: PortDirectory, maxEntries: Int = 250, cutoff: Int? = nil,
-        closeAfter: Duration? = nil, retentionDays: Int = 7, now: @escaping @Sendable () -> Date = { Date() }
-    ) {
-        self.timeline = timeline
-        self.ports = ports
-        self.maxEntries = maxEntries
-        self.cutoff = cutoff
-        self.closeAfter = closeAfter
-        self.retentionDays = retentionDays
-        self.now = now
-    }
-
-    public static func definition(_ handler: ManifestBuilderHandler) -> WorkerDefinition {
-        WorkerDefinition(
-            name: name, inputs: [StandardTopics.releasedByConveyance],
-            outputs: [StandardTopics.manifests, StandardTopics.exceptions], handler: handler, isStateful: true)
-    }
-
-    /// From `CLEARWAY_POLICY`, `CLEARWAY_MANIFEST_MAX_ENTRIES` (250), `CLEARWAY_MANIFEST_CUTOFF`
-    /// (`HH:MM`, port time; none), `CLEARWAY_MANIFEST_CLOSE_AFTER` (seconds; none) and
-    /// `CLEARWAY_MANIFEST_RETENTION_DAYS` (7).
-    public static func definition(environment: [String: String]) throws -> WorkerDefinition {
-        let timeline: PolicyTimeline
-        do {
-            timeline = try PolicyTimeline.named(environment["CLEARWAY_POLICY"] ?? "us")
-        } catch let error as DomainError {
-            throw ConfigurationError("CLEARWAY_POLICY: \(error.message)")
-        }
-        func whole(_ name: String, default value: Int, minimum: Int) throws -> Int {
-            guard let text = environment[name] else { return value }
-            guard let number = Int(text), number >= minimum else {
-                throw ConfigurationError("\(name) must be a whole number, \(minimum) or more, not \"\(text)\"")
-            }
-            return number
-        }
-        var cutoff: Int?
-        if let text = environment["CLEARWAY_MANIFEST_CUTOFF"] {
-            let parts = text.split(separator: ":").map { Int($0) }
-            guard parts.count == 2, let hour = parts[0], let minute = parts[1], (0..<24).contains(hour),
-                (0..<60).contains(minute)
-            else {
-                throw ConfigurationError(
-                    "CLEARWAY_MANIFEST_CUTOFF must be a time of day at the port, HH:MM (e.g. 16:30), not \"\(text)\"")
-            }
-            cutoff = hour * 3600 + minute * 60
-        }
-        let closeAfter = try environment["CLEARWAY_MANIFEST_CLOSE_AFTER"].map { _ in
-            Duration.seconds(try whole("CLEARWAY_MANIFEST_CLOSE_AFTER", default: 0, minimum: 1))
-        }
-        return definition(
-            ManifestBuilderHandler(
-                timeline: timeline, ports: try PortDirectory.shipped(),
-                maxEntries: try whole("CLEARWAY_MANIFEST_MAX_ENTRIES", default: 250, minimum: 1), cutoff: cutoff,
-                closeAfter: closeAfter,
-                retentionDays: try whole("CLEARWAY_MANIFEST_RETENTION_DAYS", default: 7, minimum: 1)))
-    }
-
-    public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state else {
-            throw RecordRejected("not-stateful", "the manifest-builder needs its state")
-        }
-        let release: ConveyanceRelease
-        do {
-            release = try JSONDecoder().decode(ConveyanceRelease.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not a released.by-conveyance.v1 record: \(error)")
-        }
-        try KeyCheck.require(record, isKeyedBy: release.conveyance.id, field: "conveyance")
-        var manifests = Manifests(handler: self, state: state)
-        if release.withdrawn { return try manifests.withdraw(release) }
-        guard let shipment = release.shipment, let lane = release.entryType else {
-            throw RecordRejected(
-                "schema-invalid", "release of \(release.shipmentId) without its shipment or entry type")
-        }
-        return try manifests.add(release, ManifestShipment(shipment: shipment, lane: lane), raw: record.value)
-    }
-
-    public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] {
-        guard let state = context.state else { return [] }
-        var manifests = Manifests(handler: self, state: state)
-        if key.hasPrefix("close/") {
-            let parts = String(decoding: payload, as: UTF8.self).split(separator: " ")
-            guard parts.count == 2, let sequence = Int(parts[0]) else { return [] }
-            return try manifests.close(
-                String(key.dropFirst("close/".count)), sequence: sequence, because: String(parts[1]))
-        }
-        if key.hasPrefix("forget/") { try manifests.forget(payload) }
-        return []
-    }
-
-    /// When a manifest opened now closes by time, and why: the earliest of the cut-off, the
-    /// close-after and the end of the arrival day at the port.
-    func closing(_ conveyance: Conveyance) throws -> (at: Date, because: String) {
-        let zone = try ports.port(conveyance.port).zone()
-        let day = try Day(conveyance.arrivalDay)
-        var candidates = [(day.next.start(in: zone), "end-of-day")]
-        if let cutoff { candidates.append((day.start(in: zone).addingTimeInterval(TimeInterval(cutoff)), "cut-off")) }
-        if let closeAfter {
-            candidates.append((now().addingTimeInterval(Double(closeAfter.components.seconds)), "close-after"))
-        }
-        return candidates.min { $0.0 < $1.0 }!
-    }
-}
-
-/// An open manifest.
-struct OpenManifest: Codable {
-    var conveyance: Conveyance
-    var sequence: Int
-    /// Entries it would file now: T86 shipments plus consignees with other shipments.
-    var entries: Int
-}
-
-/// A filed shipment: where it went, and the version filed (its release, to re-state its entry,
-/// is kept as it came under `fr/<shipmentId>`).
-struct FiledShipment: Codable {
-    var manifestId: String
-    var entryId: String
-    var version: Int
-}
-
-/// A filed entry as it now stands.
-struct FiledEntry: Codable {
-    var manifestId: String
-    var conveyance: Conveyance
-    var closedBecause: String
-    var entry: ManifestEntry
-    var amendments: Int
-    var cancelled: Bool
-}
-
-/// What a closed manifest leaves in state, to forget after the retention.
-struct FiledKeys: Codable {
-    var shipments: [String]
-    var entries: [String]
-    var consignees: [String]
-}
 
 /// One record's (or timer's) work on a partition's manifests.
 struct Manifests {
@@ -378,7 +147,7 @@ struct Manifests {
             entries: plan.entries, amendment: nil)
         outputs.append(
             OutputRecord(
-                topic: StandardTopics.manifests.name, key: manifestId, value: try encoder.encode(record),
+                topic: Topics.manifests.name, key: manifestId, value: try encoder.encode(record),
                 type: ManifestRecord.closedType, idSeed: "manifest/\(manifestId)"))
         return outputs
     }
@@ -452,7 +221,7 @@ struct Manifests {
                 addedShipments: adding.map { [$0.release.shipmentId] } ?? [], reason: reason))
         return [
             OutputRecord(
-                topic: StandardTopics.manifests.name, key: filed.manifestId, value: try encoder.encode(record),
+                topic: Topics.manifests.name, key: filed.manifestId, value: try encoder.encode(record),
                 type: ManifestRecord.amendedType, idSeed: "amendment/\(amendmentId)")
         ]
     }
@@ -491,7 +260,7 @@ struct Manifests {
                 "shipment \(release.shipmentId) is not filed on conveyance \(release.conveyance.id): it lacks \(gaps.map(\.element).joined(separator: ", ")) (\(gaps[0].detail))",
             fix: gaps.map(\.fix).joined(separator: "; "), problems: problems)
         return OutputRecord(
-            topic: StandardTopics.exceptions.name, key: release.orderId, value: try encoder.encode(record),
+            topic: Topics.exceptions.name, key: release.orderId, value: try encoder.encode(record),
             type: "clearway.order.exception.v1", idSeed: "\(release.shipmentId)/v\(release.version)/incomplete-entry")
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearwayContract
 import ClearwayDomain
 import ClearwayFleet
 import ClearwayKafka
@@ -32,7 +33,7 @@ struct AggregatorBench: AsyncParsableCommand {
         let definition = AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped())
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
             definition.declaredTopics + [
-                TopicDeclaration("kcat.out", partitions: StandardTopics.ordersScreened.partitions)
+                TopicDeclaration("kcat.out", partitions: Topics.ordersScreened.partitions)
             ])
         let input = prefix + "orders.screened.v1"
         let producer = try KafkaProducer(
@@ -61,7 +62,7 @@ struct AggregatorBench: AsyncParsableCommand {
                 "CLEARWAY_BOOTSTRAP_SERVERS": bootstrapServers, "CLEARWAY_TOPIC_PREFIX": prefix,
                 "CLEARWAY_STATE_DIR": stateDirectory, "CLEARWAY_INSTANCE_ID": "bench",
             ], group: prefix + AggregatorHandler.name,
-            partitions: (0..<StandardTopics.ordersScreened.partitions).map {
+            partitions: (0..<Topics.ordersScreened.partitions).map {
                 TopicPartition(topic: input, partition: $0)
             },
             records: records, servers: servers, logger: logger)
@@ -89,7 +90,7 @@ struct AggregatorBench: AsyncParsableCommand {
         configuration.topicPrefix = prefix
         let definition = AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped())
         _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(definition.declaredTopics)
-        let partitions = StandardTopics.ordersScreened.partitions
+        let partitions = Topics.ordersScreened.partitions
         let headers = [
             KafkaHeader(name: "clearway.input.offset", string: "0"),
             KafkaHeader(name: "clearway.input.from", string: "0"),
