@@ -133,15 +133,40 @@ struct PolicyCommand: ParsableCommand {
                 print("  regime              \(current.regime.rawValue)")
                 if let threshold = current.deMinimisThresholdUSD {
                     print("  de minimis          $\(threshold.plainText()) per consignee per day (Type 86)")
+                    if !current.excludedOrigins.isEmpty {
+                        print(
+                            "  excluded origins    \(current.excludedOrigins.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    print("  PGA flags excluding \(current.excludingPGAFlags.joined(separator: " "))")
+                    print("  quota (never T86)   HTS \(current.quotaPrefixes.joined(separator: " "))")
+                    print("  IRC-taxed (never)   HTS \(current.ircTaxedPrefixes.joined(separator: " "))")
                 } else {
-                    print("  de minimis          none")
+                    print(
+                        "  de minimis          commercial de minimis (19 U.S.C. 1321(a)(2)(C)) not available; the $100 gift and $200 accompanied allowances are not modelled"
+                    )
                 }
-                print("  informal ceiling    $\(current.informalEntryCeilingUSD.plainText()) (Type 11); above: Type 01")
-                print("  consolidation       \(current.consolidation.rawValue)")
-                if !current.excludedOrigins.isEmpty {
-                    print("  excluded origins    \(current.excludedOrigins.map(\.rawValue).joined(separator: ", "))")
+                let ceiling = "$" + current.informalEntryCeilingUSD.plainText()
+                print(
+                    "  entries             one per consignee per conveyance (19 CFR 141.51), typed when the manifest closes"
+                )
+                print(
+                    "  informal ceiling    \(ceiling) (Type 11; quota goods Type 12); above: Type 01 (quota Type 02) [19 CFR 143.21(a)]"
+                )
+                if let limit = current.chapter99FormalAboveUSD {
+                    print(
+                        "  Chapter 99 rule     articles in Ch. 99 subch. III/IV (Section 301/232) over $\(limit.plainText()): formal [19 CFR 143.21(a)]"
+                    )
+                } else {
+                    print("  Chapter 99 rule     suspended (CSMS 64861116, from 2025-04-30)")
                 }
-                print("  PGA flags excluding \(current.excludingPGAFlags.joined(separator: " "))")
+                print(
+                    "  AD/CVD goods        \(current.adcvdRequiresFormalEntry ? "Type 03 whatever the value (07 with quota goods)" : "by value") [CBP Form 7501 instructions, block 2]"
+                )
+                if !current.quotaPrefixes.isEmpty && !current.hasDeMinimis {
+                    print("  quota goods         HTS \(current.quotaPrefixes.joined(separator: " ")): Type 12 / 02")
+                }
+                for exception in current.separateEntryExceptions ?? [] { print("  separate entries    \(exception)") }
+                print("  scope               non-postal entries (postal shipments: 19 CFR 145.31, not modelled)")
                 print("  sources:")
                 for source in current.sources { print("    - \(source)") }
                 for note in current.notes ?? [] { print("  note: \(note)") }

@@ -25,15 +25,14 @@ public struct ClearedShipment: Codable, Hashable, Sendable {
     public var consigneeKey: String
     public var addressKey: String
     public var status: Status
-    /// Set when released: T86, T11 or T01.
+    /// Set when released: T86, or the shipment's own non-de-minimis type (T11, T01, T03, T12,
+    /// T02, T07); the entry it goes on is typed by the manifest-builder.
     public var entryType: EntryType?
     /// The arrival day whose window decided (for a held shipment: the day it is held to).
     public var day: String
     public var valueUSD: String
-    /// Released: the day's de minimis total (T86) or the consolidation group's total (T11),
-    /// else the shipment's own value.
+    /// Released T86: the day's de minimis total; else the shipment's own value.
     public var dayTotalUSD: String
-    public var consolidationGroup: String?
     public var regime: Regime
     public var policyVersion: String
     public var reasons: [DecisionReason]
@@ -43,7 +42,7 @@ public struct ClearedShipment: Codable, Hashable, Sendable {
     /// Makes a record.
     public init(
         orderId: String, shipmentId: String, version: Int, consigneeKey: String, addressKey: String, status: Status,
-        entryType: EntryType?, day: String, valueUSD: String, dayTotalUSD: String, consolidationGroup: String?,
+        entryType: EntryType?, day: String, valueUSD: String, dayTotalUSD: String,
         regime: Regime, policyVersion: String, reasons: [DecisionReason], shipment: ScreenedOrder?
     ) {
         self.orderId = orderId
@@ -56,7 +55,6 @@ public struct ClearedShipment: Codable, Hashable, Sendable {
         self.day = day
         self.valueUSD = valueUSD
         self.dayTotalUSD = dayTotalUSD
-        self.consolidationGroup = consolidationGroup
         self.regime = regime
         self.policyVersion = policyVersion
         self.reasons = reasons

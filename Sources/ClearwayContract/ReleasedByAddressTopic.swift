@@ -1,3 +1,4 @@
+import ClearwayDomain
 import ClearwayRuntime
 
 extension Topics {
@@ -27,13 +28,16 @@ public struct AddressContribution: Codable, Hashable, Sendable {
     /// The per-person day threshold of the policy in force that day.
     public var thresholdUSD: String
     public var policyVersion: String
+    /// The regime of that policy (absent in records written before it was carried): what the
+    /// threshold is — the de minimis threshold, or without de minimis the informal-entry ceiling.
+    public var regime: Regime?
     /// True when the shipment no longer counts (cancelled, or superseded by an update).
     public var withdrawn: Bool
 
     /// Makes a record.
     public init(
         addressKey: String, day: String, consigneeKey: String, orderId: String, shipmentId: String, valueUSD: String,
-        thresholdUSD: String, policyVersion: String, withdrawn: Bool
+        thresholdUSD: String, policyVersion: String, regime: Regime? = nil, withdrawn: Bool
     ) {
         self.addressKey = addressKey
         self.day = day
@@ -43,6 +47,7 @@ public struct AddressContribution: Codable, Hashable, Sendable {
         self.valueUSD = valueUSD
         self.thresholdUSD = thresholdUSD
         self.policyVersion = policyVersion
+        self.regime = regime
         self.withdrawn = withdrawn
     }
 }

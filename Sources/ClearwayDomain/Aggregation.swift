@@ -17,8 +17,6 @@ public struct DayWindow: Hashable, Sendable, Codable {
         public var orderId: String
         public var valueUSD: Decimal
         public var entryType: EntryType
-        /// The informal entry it is consolidated on, if any.
-        public var consolidationGroup: String?
         /// Whether it uses the de minimis allowance.
         public var usesAllowance: Bool
     }
@@ -38,11 +36,6 @@ public struct DayWindow: Hashable, Sendable, Codable {
     public var deMinimisTotalUSD: Decimal { orders.filter(\.usesAllowance).reduce(0) { $0 + $1.valueUSD } }
     /// What everything released in the day adds up to.
     public var totalUSD: Decimal { orders.reduce(0) { $0 + $1.valueUSD } }
-    /// A consolidation group's total.
-    public func total(ofGroup id: String) -> Decimal {
-        orders.filter { $0.consolidationGroup == id }.reduce(0) { $0 + $1.valueUSD }
-    }
-
     /// The day without an order (a cancellation or the old version of an update), and the order.
     public func removing(_ orderId: String) -> (window: DayWindow, removed: Order?) {
         var copy = self
@@ -59,22 +52,42 @@ public struct AggregationRequest: Hashable, Sendable {
     public var valueUSD: Decimal
     /// Screening allowed the de minimis lane.
     public var deMinimisEligible: Bool
-    /// Screening requires formal entry.
+    /// Screening requires formal entry (AD/CVD goods).
     public var formalRequired: Bool
+    /// The entry type screening requires, if any (Type 03 or 07 for AD/CVD goods).
+    public var requiredType: EntryType?
+    /// The shipment carries quota merchandise (Type 12 / 02).
+    public var quota: Bool
+    /// The value of its lines classified in Chapter 99, subchapters III and IV (19 CFR
+    /// 143.21(a)'s parenthetical).
+    public var chapter99ValueUSD: Decimal
 
     /// Makes a request.
-    public init(orderId: String, valueUSD: Decimal, deMinimisEligible: Bool, formalRequired: Bool = false) {
+    public init(
+        orderId: String, valueUSD: Decimal, deMinimisEligible: Bool, formalRequired: Bool = false,
+        requiredType: EntryType? = nil, quota: Bool = false, chapter99ValueUSD: Decimal = 0
+    ) {
         self.orderId = orderId
         self.valueUSD = valueUSD
         self.deMinimisEligible = deMinimisEligible
-        self.formalRequired = formalRequired
+        self.formalRequired = formalRequired || requiredType?.isFormal == true
+        self.requiredType = requiredType ?? (formalRequired ? .t01 : nil)
+        self.quota = quota
+        self.chapter99ValueUSD = chapter99ValueUSD
     }
 
-    /// The request for a screened order.
-    public init(orderId: String, valueUSD: Decimal, screening: Screening) {
+    /// The request for a screened shipment.
+    public init(_ shipment: ScreenedOrder) throws {
+        let lines = shipment.order.lines ?? []
+        var chapter99: Decimal = 0
+        for (line, result) in zip(lines, shipment.screening)
+        where !result.section301.isEmpty || !result.section232.isEmpty {
+            chapter99 += try Decimal(parsingPlain: line.valueUSD)
+        }
         self.init(
-            orderId: orderId, valueUSD: valueUSD, deMinimisEligible: screening.isDeMinimisEligible,
-            formalRequired: screening.requiredLane == .t01)
+            orderId: shipment.shipmentId, valueUSD: try Decimal(parsingPlain: shipment.order.valueUSD ?? "0"),
+            deMinimisEligible: shipment.allowedLanes.contains(.t86), requiredType: shipment.requiredLane,
+            quota: shipment.allowedLanes.contains(.t12), chapter99ValueUSD: chapter99)
     }
 }
 
@@ -91,8 +104,6 @@ public struct AggregationDecision: Hashable, Sendable {
 
     public var orderId: String
     public var outcome: Outcome
-    /// The informal entry it joins, when consolidated.
-    public var consolidationGroup: String?
     /// The day after the decision (unchanged for hold and reroute).
     public var window: DayWindow
     public var reasons: [Reason]
@@ -105,14 +116,17 @@ public struct AggregationDecision: Hashable, Sendable {
 }
 
 /// The "one person, one day" rule: given a consignee's day so far and a screened order, decide
-/// T86 / T11 / T01, hold, consolidate or reroute. Pure.
+/// the entry type (T86, T11, T01, T03, T12, T02, T07), hold or reroute. Pure.
 ///
 /// Section 321 (19 U.S.C. 1321(a)(2)(C), 19 CFR 10.151): de minimis shipments of one consignee on
 /// one day stay within the threshold; an order that would pass it follows the overflow policy; an
 /// order over the threshold on its own takes the informal (≤ ceiling, 19 CFR 143.21(a)) or formal
-/// path; orders screened off de minimis never use the allowance. Without de minimis, same-consignee
-/// same-day orders consolidate on one informal entry while the group stays within the ceiling
-/// (19 CFR 143.22), and a larger order takes formal entry.
+/// path; orders screened off de minimis never use the allowance. Without de minimis (and off it)
+/// each shipment takes its own type by what it carries and its value (AD/CVD Type 03, quota Type
+/// 12 / 02, Chapter 99 articles over the policy's limit formal, else Type 11 within the
+/// informal-entry ceiling and 01 above); the (consignee, day) window counts only the Section 321
+/// allowance. The entry a shipment goes on is one per consignee per conveyance (19 CFR 141.51),
+/// typed by its total when the conveyance's manifest closes.
 public func aggregate(
     _ request: AggregationRequest, into window: DayWindow, policy: Policy, overflow: OverflowPolicy = .hold
 ) -> AggregationDecision {
@@ -126,66 +140,66 @@ public func aggregate(
     }
     func usd(_ amount: Decimal) -> String { "$" + amount.rounded(scale: 2).plainText(minimumFractionDigits: 2) }
 
-    func release(_ type: EntryType, allowance: Bool, group: String? = nil, _ reasons: [Reason]) -> AggregationDecision {
+    func release(_ type: EntryType, allowance: Bool, _ reasons: [Reason]) -> AggregationDecision {
         var updated = window
         updated.orders.append(
-            .init(
-                orderId: request.orderId, valueUSD: value, entryType: type, consolidationGroup: group,
-                usesAllowance: allowance))
-        return AggregationDecision(
-            orderId: request.orderId, outcome: .release(type), consolidationGroup: group, window: updated,
-            reasons: reasons)
+            .init(orderId: request.orderId, valueUSD: value, entryType: type, usesAllowance: allowance))
+        return AggregationDecision(orderId: request.orderId, outcome: .release(type), window: updated, reasons: reasons)
     }
 
-    /// The informal or formal path by value, consolidating where the policy allows.
+    /// The informal or formal path. The shipment's own type, by what it carries and its value;
+    /// the entry it goes on (one per consignee per conveyance, 19 CFR 141.51) is typed again by
+    /// its total when its manifest closes (`ManifestPlan.entries`), never split to stay informal.
     func informalOrFormal(_ why: Reason) -> AggregationDecision {
-        if request.formalRequired {
+        let grouping = reason(
+            "entry.per-conveyance", "19 CFR 141.51; 19 CFR 143.21(a)",
+            "the entry is one per consignee per conveyance: its type is decided again by the entry's total when the conveyance's manifest closes"
+        )
+        if let required = request.requiredType {
             return release(
-                .t01, allowance: false,
-                [why, reason("formal.required", "screening", "screening requires formal entry (Type 01)")])
+                required, allowance: false,
+                [
+                    why,
+                    reason(
+                        "formal.required", "screening",
+                        "screening requires entry type \(required.rawValue.dropFirst()) whatever the value"),
+                ])
+        }
+        if let limit = policy.chapter99FormalAboveUSD, request.chapter99ValueUSD > limit {
+            let type = EntryType.nonDeMinimis(adcvd: false, quota: request.quota, formal: true)
+            return release(
+                type, allowance: false,
+                [
+                    why,
+                    reason(
+                        "formal.chapter99", "19 CFR 143.21(a)",
+                        "\(usd(request.chapter99ValueUSD)) of articles classified in Chapter 99, subchapters III and IV (Section 301 / 232 duties) is over \(usd(limit)): formal entry (Type \(type.rawValue.dropFirst()))"
+                    ),
+                ])
         }
         guard value <= ceiling else {
+            let type = EntryType.nonDeMinimis(adcvd: false, quota: request.quota, formal: true)
             return release(
-                .t01, allowance: false,
+                type, allowance: false,
                 [
                     why,
                     reason(
                         "formal.over-ceiling", "19 CFR 143.21(a)",
-                        "\(usd(value)) is over the \(usd(ceiling)) informal-entry ceiling: formal entry (Type 01)"),
-                ])
-        }
-        guard policy.consolidation == .sameConsigneeSameDay else {
-            return release(
-                .t11, allowance: false,
-                [
-                    why,
-                    reason(
-                        "informal.entry", "19 CFR 143.21(a)",
-                        "\(usd(value)) is within the \(usd(ceiling)) informal-entry ceiling: informal entry (Type 11)"),
-                ])
-        }
-        let groups = window.orders.compactMap(\.consolidationGroup).reduce(into: [String]()) { groups, id in
-            if !groups.contains(id) { groups.append(id) }
-        }
-        if let open = groups.first(where: { window.total(ofGroup: $0) + value <= ceiling }) {
-            let total = window.total(ofGroup: open) + value
-            return release(
-                .t11, allowance: false, group: open,
-                [
-                    why,
-                    reason(
-                        "informal.consolidated", "19 CFR 143.22",
-                        "consolidated with the consignee's same-day informal entry \(open): \(usd(total)) of \(usd(ceiling))"
+                        "\(usd(value)) is over the \(usd(ceiling)) informal-entry ceiling: formal entry (Type \(type.rawValue.dropFirst()))"
                     ),
                 ])
         }
-        let number = (groups.compactMap { Int($0.split(separator: "-").last ?? "") }.max() ?? 0) + 1
-        let id = "\(window.consigneeKey.prefix(16))-\(window.day)-\(number)"
-        let text =
-            groups.isEmpty
-            ? "first informal entry of the consignee's day: \(id) at \(usd(value))"
-            : "the consignee's open informal entries cannot take \(usd(value)) within \(usd(ceiling)): new entry \(id)"
-        return release(.t11, allowance: false, group: id, [why, reason("informal.new-entry", "19 CFR 143.22", text)])
+        let type = EntryType.nonDeMinimis(adcvd: false, quota: request.quota, formal: false)
+        return release(
+            type, allowance: false,
+            [
+                why,
+                reason(
+                    "informal.entry", "19 CFR 143.21(a)",
+                    "\(usd(value)) is within the \(usd(ceiling)) informal-entry ceiling: informal entry (Type \(type.rawValue.dropFirst()))"
+                ),
+                grouping,
+            ])
     }
 
     guard policy.hasDeMinimis, let threshold = policy.deMinimisThresholdUSD else {
@@ -222,11 +236,11 @@ public func aggregate(
     switch overflow {
     case .hold:
         return AggregationDecision(
-            orderId: request.orderId, outcome: .hold(until: window.day.next), consolidationGroup: nil, window: window,
+            orderId: request.orderId, outcome: .hold(until: window.day.next), window: window,
             reasons: [why, reason("s321.overflow.hold", "overflow policy", "held to \(window.day.next)")])
     case .reroute:
         return AggregationDecision(
-            orderId: request.orderId, outcome: .reroute, consolidationGroup: nil, window: window,
+            orderId: request.orderId, outcome: .reroute, window: window,
             reasons: [why, reason("s321.overflow.reroute", "overflow policy", "reroute requested")])
     case .formal:
         return informalOrFormal(why)

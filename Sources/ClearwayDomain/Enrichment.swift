@@ -448,21 +448,25 @@ public enum Enrichment {
         }
 
         // Value: the fair retail value in the country of shipment (19 CFR 10.151), converted at the
-        // rate of the date of exportation — the ship date (19 CFR 159.32, 159.34).
+        // rate of the date of exportation (19 CFR 159.32, 159.34): "the actual date the merchandise
+        // finally leaves the country of exportation" (19 CFR 152.1(c)), for a truck the border
+        // crossing, so the arrival day at the port, not the ship date (review A11: a warehouse a
+        // day from the border ships on the 31st of March and exports on the 1st of April).
         var fx: EnrichedOrder.FX?
         var orderUSD: Money?
         if gaps.isEmpty, let currency, let shipDay, let total {
+            let exported = route.map { shipDay.adding(days: $0.warehouse.transitDays) } ?? shipDay
             do {
-                let rates = ExchangeRates(try references.rates(currency, shipDay))
-                let conversion = try rates.toUSD(total, exportedOn: shipDay)
+                let rates = ExchangeRates(try references.rates(currency, exported))
+                let conversion = try rates.toUSD(total, exportedOn: exported)
                 orderUSD = conversion.usd
                 for index in lines.indices {
-                    lines[index].valueUSD = try rates.toUSD(lineValues[index], exportedOn: shipDay).usd.amountText
+                    lines[index].valueUSD = try rates.toUSD(lineValues[index], exportedOn: exported).usd.amountText
                 }
                 if currency != .usd {
                     fx = EnrichedOrder.FX(
                         currency: currency.rawValue, rate: conversion.rate.plainText(),
-                        basis: conversion.basis.rawValue, dateOfExportation: shipDay.description)
+                        basis: conversion.basis.rawValue, dateOfExportation: exported.description)
                 }
                 reasons.insert(
                     DecisionReason(
@@ -475,7 +479,7 @@ public enum Enrichment {
                     OrderGap(
                         code: "missing-fx-rate", detail: error.message,
                         fix:
-                            "publish the certified \(currency) rate for \(shipDay) (daily) or its quarter (quarterly) on fx-rates.v1",
+                            "publish the certified \(currency) rate for \(exported) (daily) or its quarter (quarterly) on fx-rates.v1",
                         waitsOn: "fx:\(currency)"))
             } catch {
                 gaps.append(

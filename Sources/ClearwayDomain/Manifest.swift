@@ -160,8 +160,9 @@ public enum ManifestPlan {
     ///   instructions, block 2: there is no informal AD/CVD type); else Type 01. Formal types go
     ///   to a licensed broker as a formal-entry request.
     /// - A shipment lacking an element its entry type needs is refused, never filed; the rest of
-    ///   the manifest is. (Quota goods, Type 12 / 02, need a quota flag the catalog does not carry
-    ///   yet: the regulatory issue adds it.)
+    ///   the manifest is. Quota goods take Type 12 within the ceiling and 02 above; Chapter 99
+    ///   articles (Section 301 / 232) over the policy's `chapter99FormalAboveUSD` take formal
+    ///   entry (19 CFR 143.21(a)).
     public static func entries(
         manifestId: String, conveyance: Conveyance, shipments: [ManifestShipment], policy: Policy
     ) -> (entries: [ManifestEntry], refused: [(shipment: ManifestShipment, gaps: [FilingGap])]) {
@@ -186,7 +187,7 @@ public enum ManifestPlan {
                         DecisionReason(
                             rule: "entry.t86",
                             text:
-                                "Section 321 shipment of \(dollars(value)): its own Type 86 entry and house bill under master bill \(masterBill) [CBP Type 86 FAQ; 19 CFR 10.151]",
+                                "Section 321 shipment of \(dollars(value)): its own Type 86 entry and house bill under master bill \(masterBill), apart from the consignee's other goods on the conveyance, which take another form of entry [CBP Type 86 FAQ; 19 CFR 10.151; 19 CFR 141.52(c)]",
                             policyVersion: policy.version)
                     ]))
         }
@@ -196,7 +197,13 @@ public enum ManifestPlan {
             let group = byConsignee[consignee]!
             let total = group.reduce(Decimal(0)) { $0 + usd($1.shipment.order.valueUSD) }
             let adcvd = group.flatMap { $0.shipment.order.lines ?? [] }.compactMap(\.adcvdCase)
-            let forcedFormal = group.filter { $0.shipment.requiredLane == .t01 || $0.lane == .t01 }
+            let forcedFormal = group.filter {
+                $0.shipment.requiredLane?.isFormal == true || $0.lane.isFormal
+            }
+            let quota = group.contains { $0.lane == .t12 || $0.lane == .t02 || $0.shipment.allowedLanes.contains(.t12) }
+            let chapter99 = group.reduce(Decimal(0)) {
+                $0 + ((try? AggregationRequest($1.shipment))?.chapter99ValueUSD ?? 0)
+            }
             var reasons = [
                 DecisionReason(
                     rule: "entry.per-consignee-conveyance",
@@ -204,39 +211,40 @@ public enum ManifestPlan {
                         "\(group.count) shipment\(group.count == 1 ? "" : "s") of one consignee on conveyance \(conveyance.id): one entry at \(dollars(total)) [19 CFR 141.51]",
                     policyVersion: policy.version)
             ]
+            func because(_ rule: String, _ text: String) {
+                reasons.append(DecisionReason(rule: rule, text: text, policyVersion: policy.version))
+            }
             let type: EntryType
             if !adcvd.isEmpty {
-                type = .t03
-                reasons.append(
-                    DecisionReason(
-                        rule: "entry.t03",
-                        text:
-                            "goods under AD/CVD case \(Set(adcvd).sorted().joined(separator: ", ")): Type 03 whatever the value [CBP Form 7501 instructions, block 2]",
-                        policyVersion: policy.version))
+                type = .nonDeMinimis(adcvd: true, quota: quota, formal: true)
+                because(
+                    "entry.t03",
+                    "goods under AD/CVD case \(Set(adcvd).sorted().joined(separator: ", ")): Type \(type.rawValue.dropFirst()) whatever the value [CBP Form 7501 instructions, block 2]"
+                )
             } else if !forcedFormal.isEmpty {
-                type = .t01
-                reasons.append(
-                    DecisionReason(
-                        rule: "entry.formal-required",
-                        text:
-                            "screening requires formal entry for \(forcedFormal.map(\.shipment.shipmentId).joined(separator: ", ")): Type 01",
-                        policyVersion: policy.version))
+                type = .nonDeMinimis(adcvd: false, quota: quota, formal: true)
+                because(
+                    "entry.formal-required",
+                    "a formal entry is required for \(forcedFormal.map(\.shipment.shipmentId).joined(separator: ", ")): Type \(type.rawValue.dropFirst())"
+                )
+            } else if let limit = policy.chapter99FormalAboveUSD, chapter99 > limit {
+                type = .nonDeMinimis(adcvd: false, quota: quota, formal: true)
+                because(
+                    "entry.chapter99",
+                    "\(dollars(chapter99)) of articles classified in Chapter 99, subchapters III and IV, is over \(dollars(limit)): formal entry (Type \(type.rawValue.dropFirst())) [19 CFR 143.21(a)]"
+                )
             } else if total > ceiling {
-                type = .t01
-                reasons.append(
-                    DecisionReason(
-                        rule: "entry.over-ceiling",
-                        text:
-                            "\(dollars(total)) is over the \(dollars(ceiling)) informal-entry ceiling: one formal entry (Type 01), never split into informal ones [19 CFR 143.21(a); 19 CFR 141.51]",
-                        policyVersion: policy.version))
+                type = .nonDeMinimis(adcvd: false, quota: quota, formal: true)
+                because(
+                    "entry.over-ceiling",
+                    "\(dollars(total)) is over the \(dollars(ceiling)) informal-entry ceiling: one formal entry (Type \(type.rawValue.dropFirst())), never split into informal ones [19 CFR 143.21(a); 19 CFR 141.51]"
+                )
             } else {
-                type = .t11
-                reasons.append(
-                    DecisionReason(
-                        rule: "entry.t11",
-                        text:
-                            "\(dollars(total)) is within the \(dollars(ceiling)) informal-entry ceiling: informal entry (Type 11) [19 CFR 143.21(a)]",
-                        policyVersion: policy.version))
+                type = .nonDeMinimis(adcvd: false, quota: quota, formal: false)
+                because(
+                    type == .t12 ? "entry.t12" : "entry.t11",
+                    "\(dollars(total)) is within the \(dollars(ceiling)) informal-entry ceiling: informal entry (Type \(type.rawValue.dropFirst())) [19 CFR 143.21(a)]"
+                )
             }
             entries.append(
                 entry(
@@ -372,9 +380,4 @@ public enum ManifestPlan {
     private static func dollars(_ amount: Decimal) -> String {
         "$" + amount.rounded(scale: 2).plainText(minimumFractionDigits: 2)
     }
-}
-
-extension EntryType {
-    /// Formal entry types, filed by a licensed broker (01, 02, 03).
-    public var isFormal: Bool { self == .t01 || self == .t02 || self == .t03 }
 }

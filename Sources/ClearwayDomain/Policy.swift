@@ -9,33 +9,42 @@ public enum Regime: String, Hashable, Sendable, Codable {
     case noDeMinimis
 }
 
-/// An entry type (CBP Form 7501 codes).
+/// An entry type (CBP Form 7501 instructions, block 2).
 public enum EntryType: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
     /// Type 86: Section 321 de minimis, filed electronically.
     case t86 = "T86"
-    /// Type 11: informal entry, up to $2,500 (19 CFR 143.21).
+    /// Type 11: informal entry, free and dutiable, up to $2,500 (19 CFR 143.21(a)).
     case t11 = "T11"
-    /// Type 01: formal consumption entry.
+    /// Type 01: formal consumption entry, free and dutiable.
     case t01 = "T01"
     /// Type 02: formal quota / visa entry.
     case t02 = "T02"
-    /// Type 03: formal AD/CVD entry, whatever the value (CBP Form 7501 instructions, block 2).
+    /// Type 03: formal AD/CVD entry, whatever the value: there is no informal AD/CVD type.
     case t03 = "T03"
-    /// Type 12: informal quota entry (non-textile).
+    /// Type 12: informal quota entry (other than textiles).
     case t12 = "T12"
+    /// Type 07: formal quota / visa and AD/CVD entry.
+    case t07 = "T07"
 
     public static func < (lhs: EntryType, rhs: EntryType) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
-}
 
-/// How same-consignee shipments of one day may share an informal entry.
-public enum Consolidation: String, Hashable, Sendable, Codable {
-    /// Each order is its own entry.
-    case none
-    /// Same consignee, same day, on one informal entry while the total stays within the
-    /// informal-entry ceiling (19 CFR 143.22).
-    case sameConsigneeSameDay
+    /// Whether it is a formal entry (a licensed broker files it, with a bond).
+    public var isFormal: Bool { self == .t01 || self == .t02 || self == .t03 || self == .t07 }
+
+    /// The entry type of goods that are not de minimis, by what they are (CBP Form 7501
+    /// instructions, block 2; 19 CFR 143.21(a)): AD/CVD goods take Type 03 whatever the value
+    /// (07 with quota goods); quota goods Type 12 while informal, 02 when `formal`; anything
+    /// else Type 11 while informal, 01 when `formal`.
+    public static func nonDeMinimis(adcvd: Bool, quota: Bool, formal: Bool) -> EntryType {
+        switch (adcvd, quota) {
+        case (true, true): .t07
+        case (true, false): .t03
+        case (false, true): formal ? .t02 : .t12
+        case (false, false): formal ? .t01 : .t11
+        }
+    }
 }
 
 /// One effective-dated set of rules. Every number and date names its source in `sources`.
@@ -63,12 +72,16 @@ public struct Policy: Hashable, Sendable, Codable {
     public var ircTaxedPrefixes: [String]
     /// HTS prefixes of goods subject to quota: never de minimis.
     public var quotaPrefixes: [String]
-    /// Whether goods under an AD/CVD case must take formal entry (Type 01). Configurable: no
-    /// regulation text bars them from informal entry, but CBP lists AD/CVD entries as formal
-    /// (type 03) consumption entries and may require formal entry (19 CFR 143.22).
+    /// Whether goods under an AD/CVD case take formal entry, Type 03 (true in every shipped
+    /// policy): CBP Form 7501 instructions, block 2, have no informal AD/CVD type.
     public var adcvdRequiresFormalEntry: Bool
-    /// Same-consignee consolidation.
-    public var consolidation: Consolidation
+    /// 19 CFR 143.21(a)'s parenthetical: articles classified in Chapter 99, subchapters III and
+    /// IV (Section 301, 232 and IEEPA duties) valued over this take formal entry; `nil` while CBP
+    /// suspends the clause (from 2025-04-30, CSMS 64861116).
+    public var chapter99FormalAboveUSD: Decimal?
+    /// Exceptions to one entry per consignee per conveyance (19 CFR 141.51) this policy lets
+    /// Clearway use, each citing 19 CFR 141.52; none by default.
+    public var separateEntryExceptions: [String]?
     /// Where each number and date comes from.
     public var sources: [String]
     /// Anything else a reader should know.

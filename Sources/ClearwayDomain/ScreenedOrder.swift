@@ -98,6 +98,53 @@ public struct ScreenedOrder: Codable, Hashable, Sendable {
     }
 }
 
+extension ScreenedOrder {
+    /// The shipment screened again, at the policy's level, for release under `policy` (a held
+    /// shipment whose new day falls under another policy than the one it was screened under:
+    /// review A6). A policy without de minimis, or one that excludes a line's origin, quota or
+    /// IRC-taxed goods or one of its PGA flags, takes the de minimis lane away; nothing here
+    /// grants it (a shipment not eligible when screened is never made eligible without the
+    /// reference data). Unchanged under the same policy.
+    public func rescreened(under policy: Policy) -> ScreenedOrder {
+        guard policy.id != self.policy.id else { return self }
+        var reasons: [String] = []
+        let lines = order.lines ?? []
+        if !policy.hasDeMinimis {
+            reasons.append("no de minimis under \(policy.title)")
+        }
+        for (index, line) in lines.enumerated() where policy.hasDeMinimis {
+            if let origin = try? CountryCode(line.originCountry), policy.excludedOrigins.contains(origin) {
+                reasons.append("\(line.sku): origin \(origin) is excluded from de minimis")
+            }
+            if let hts = try? HTSCode(line.hts) {
+                if policy.quotaPrefixes.contains(where: { hts.hasPrefix($0) }) {
+                    reasons.append("\(line.sku): HTS \(hts) is quota merchandise")
+                }
+                if policy.ircTaxedPrefixes.contains(where: { hts.hasPrefix($0) }) {
+                    reasons.append("\(line.sku): HTS \(hts) is taxed under the Internal Revenue Code")
+                }
+            }
+            let flags = index < screening.count ? screening[index].pgaFlags : []
+            for flag in flags
+            where policy.excludingPGAFlags.contains(where: { flag.flag.hasPrefix($0) })
+                && (flag.dataRequired || flag.disclaimer == nil)
+            {
+                reasons.append("\(line.sku): \(flag.flag) data is required or undisclaimed")
+            }
+        }
+        var shipment = self
+        shipment.policy = PolicyReference(id: policy.id, version: policy.version, regime: policy.regime)
+        let text =
+            reasons.isEmpty
+            ? "released on a day under policy \(policy.id), not \(self.policy.id) it was screened under: screened again, nothing changes"
+            : "released on a day under policy \(policy.id), not \(self.policy.id) it was screened under: screened again, no de minimis (\(reasons.joined(separator: "; ")))"
+        if !reasons.isEmpty { shipment.allowedLanes.removeAll { $0 == .t86 } }
+        shipment.order.reasons.append(
+            DecisionReason(rule: "hold.rescreened", text: text, policyVersion: policy.version))
+        return shipment
+    }
+}
+
 /// Screens enriched orders into shipments: lanes per the policy in force on the arrival day.
 public struct OrderScreening: Sendable {
     public var screener: Screener

@@ -73,8 +73,13 @@ public struct LineScreening: Hashable, Sendable {
     public var section301: [TariffActionList.Entry]
     /// Section 232 entries covering the line.
     public var section232: [TariffActionList.Entry]
-    /// The line must take formal entry.
+    /// The line must take formal entry (an AD/CVD case: Type 03).
     public var requiresFormalEntry: Bool
+    /// The line is quota merchandise (the policy's quota list): Type 12 while informal, 02 above.
+    public var isQuota: Bool = false
+    /// The line is classified in Chapter 99, subchapter III or IV: it carries a Section 301 or
+    /// 232 duty (19 CFR 143.21(a)'s parenthetical).
+    public var isChapter99: Bool { !section301.isEmpty || !section232.isEmpty }
     /// The HTS number is not in the reference (never read as "unflagged").
     public var unknownHTS: Bool
 }
@@ -84,7 +89,8 @@ public struct Screening: Hashable, Sendable {
     public var policyID: String
     public var policyVersion: String
     public var lines: [LineScreening]
-    /// The lanes the order may take, in order T86, T11, T01.
+    /// The lanes the order may take, most favourable first (T86, T11, T01; T12, T02 for quota
+    /// goods; only T03 or T07 for AD/CVD goods).
     public var allowedLanes: [EntryType]
     /// A lane the order must take whatever its value, if any.
     public var requiredLane: EntryType?
@@ -154,12 +160,14 @@ public struct Screener: Sendable {
                         ))
                 }
             }
+            let quota = policy.quotaPrefixes.first(where: { line.hts.hasPrefix($0) })
             if policy.hasDeMinimis {
                 if policy.excludedOrigins.contains(line.origin) {
                     exclusions.append(
                         reason(
                             "s321.origin-excluded",
-                            policy.sources.first { $0.contains("14256") } ?? "policy \(policy.id)",
+                            policy.sources.first { $0.contains("14256") || $0.contains("14195") }
+                                ?? "policy \(policy.id)",
                             "\(line.sku): origin \(line.origin) is excluded from de minimis from \(policy.effectiveFrom)"
                         ))
                 }
@@ -169,7 +177,7 @@ public struct Screener: Sendable {
                             "s321.adcvd-excluded", "CBP e-commerce FAQ",
                             "\(line.sku): goods under AD/CVD case \(adcvd) cannot use de minimis"))
                 }
-                if let prefix = policy.quotaPrefixes.first(where: { line.hts.hasPrefix($0) }) {
+                if let prefix = quota {
                     exclusions.append(
                         reason(
                             "s321.quota-excluded", "CBP e-commerce FAQ",
@@ -188,20 +196,33 @@ public struct Screener: Sendable {
                 LineScreening(
                     sku: line.sku, hts: line.hts, origin: line.origin, flags: findings, deMinimisExclusions: exclusions,
                     section301: line.origin.rawValue == "CN" ? section301.matches(line.hts, on: day) : [],
-                    section232: section232.matches(line.hts, on: day), requiresFormalEntry: formal, unknownHTS: unknown)
+                    section232: section232.matches(line.hts, on: day), requiresFormalEntry: formal,
+                    isQuota: quota != nil, unknownHTS: unknown)
             )
         }
 
         var reasons = results.flatMap(\.deMinimisExclusions)
         var allowed: [EntryType] = [.t11, .t01]
         var required: EntryType?
+        let quota = results.contains(where: \.isQuota)
         if results.contains(where: \.requiresFormalEntry) {
-            required = .t01
-            allowed = [.t01]
+            // CBP Form 7501 instructions, block 2: AD/CVD goods are Type 03 (07 with quota
+            // goods) whatever their value; there is no informal AD/CVD type.
+            let type = EntryType.nonDeMinimis(adcvd: true, quota: quota, formal: true)
+            required = type
+            allowed = [type]
             reasons.append(
                 reason(
-                    "formal.adcvd", "19 CFR 143.22; CBP Form 7501 entry type 03",
-                    "goods under an AD/CVD case take formal entry (policy setting adcvdRequiresFormalEntry)"))
+                    "formal.adcvd", "CBP Form 7501 instructions, block 2",
+                    "goods under an AD/CVD case: entry type \(type.rawValue.dropFirst()) whatever the value; there is no informal AD/CVD type"
+                ))
+        } else if quota {
+            allowed = [.t12, .t02]
+            reasons.append(
+                reason(
+                    "entry.quota", "CBP Form 7501 instructions, block 2; 19 CFR 143.21(a)",
+                    "quota merchandise: Type 12 (informal quota) within $\(policy.informalEntryCeilingUSD.plainText()), Type 02 above"
+                ))
         }
         if !policy.hasDeMinimis {
             reasons.append(
@@ -228,7 +249,7 @@ public struct Screener: Sendable {
                 reasons.append(
                     reason(
                         "s232.exposure", entry.citation ?? "Section 232",
-                        "\(line.sku): HTS \(line.hts) is under Section 232 (\(entry.list ?? "metal"), \(entry.rate ?? "rate not given"), on metal content)"
+                        "\(line.sku): HTS \(line.hts) is under Section 232 (\(entry.list ?? "metal"), \(entry.rate ?? "rate not given"))"
                     ))
             }
         }

@@ -24,7 +24,12 @@ public struct FleetSummary: Sendable {
         row("  with an outcome") { count($0.orderKeys.count - $0.undecided) }
         row("enriched → screened") { "\(count($0.enriched)) → \(count($0.screened))" }
         row("shipments decided") { count($0.shipments.count) }
-        for type in [EntryType.t86, .t11, .t01] {
+        // Every type some deployment released, in EntryType order (T03 for AD/CVD goods, T12 /
+        // T02 for quota goods, appear only when there are some).
+        let releasedTypes = EntryType.allCases.filter { type in
+            [.t86, .t11, .t01].contains(type) || tallies.contains { !$0.released(type).isEmpty }
+        }
+        for type in releasedTypes {
             row("  released \(type.rawValue)") { tally in
                 let released = tally.released(type)
                 let value = released.reduce(Decimal(0)) { $0 + $1.value }
@@ -35,7 +40,7 @@ public struct FleetSummary: Sendable {
         row("  released after a hold") { count($0.releasedAfterHold) }
         row("  cancelled") { count($0.finalStatus(.cancelled)) }
         row("  rerouted") { count($0.finalStatus(.rerouted)) }
-        row("consolidated T11 entries") { tally in
+        row("entries of 2+ shipments") { tally in
             let (groups, shipments) = tally.consolidations
             return groups == 0 ? "0" : "\(count(groups)) (\(count(shipments)) shipments)"
         }

@@ -169,14 +169,11 @@ public struct FleetTally: Sendable {
         shipments.values.filter { $0.wasHeld && $0.last.status == .released }.count
     }
 
-    /// Consolidation groups of two or more released shipments, and the shipments in them.
+    /// Entries (as they now stand) holding two or more shipments of one consignee on one
+    /// conveyance (19 CFR 141.51), and the shipments on them.
     public var consolidations: (groups: Int, shipments: Int) {
-        var members: [String: Int] = [:]
-        for shipment in shipments.values.map(\.last) where shipment.status == .released {
-            if let group = shipment.consolidationGroup { members[group, default: 0] += 1 }
-        }
-        let shared = members.values.filter { $0 >= 2 }
-        return (shared.count, shared.reduce(0, +))
+        let shared = entries.values.filter { !cancelledEntries.contains($0.entryId) && $0.shipments.count >= 2 }
+        return (shared.count, shared.reduce(0) { $0 + $1.shipments.count })
     }
 
     /// The highest Type 86 day total any consignee reached, in USD.

@@ -251,6 +251,17 @@ public struct SampleGenerator: Sendable {
                 let daily = (quarterly * Decimal(1 + drift)).rounded(scale: 6)
                 rates.append(ExchangeRate(currency: code, date: day, usdPerUnit: daily, kind: .daily))
             }
+            // The day after the last ship day: a warehouse a day from the border exports then
+            // (the date of exportation is the border crossing, 19 CFR 152.1(c)). At the quarterly
+            // rate, drawing nothing from the generator, so the rest of the sample stays as it was.
+            if let last = days.last {
+                let next = last.adding(days: 1)
+                if quarters.insert(next.quarterStart).inserted {
+                    rates.append(
+                        ExchangeRate(currency: code, date: next.quarterStart, usdPerUnit: quarterly, kind: .quarterly))
+                }
+                rates.append(ExchangeRate(currency: code, date: next, usdPerUnit: quarterly, kind: .daily))
+            }
         }
         return rates
     }

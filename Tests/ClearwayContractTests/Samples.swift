@@ -58,7 +58,7 @@ struct Samples {
         ClearedShipment(
             orderId: order.orderId, shipmentId: screened.shipmentId, version: 1, consigneeKey: enriched.consigneeKey,
             addressKey: enriched.addressKey, status: .released, entryType: .t86, day: enriched.arrivalDay ?? "",
-            valueUSD: enriched.valueUSD ?? "0.00", dayTotalUSD: enriched.valueUSD ?? "0.00", consolidationGroup: nil,
+            valueUSD: enriched.valueUSD ?? "0.00", dayTotalUSD: enriched.valueUSD ?? "0.00",
             regime: policy.regime, policyVersion: policy.version,
             reasons: [DecisionReason(rule: "deminimis.within", text: "within the day", policyVersion: policy.version)],
             shipment: screened)

@@ -48,12 +48,12 @@ struct ScreeningTests {
         #expect(screening.reasons.contains { $0.rule == "s321.origin-excluded" && $0.citation.contains("14256") })
     }
 
-    @Test func adcvdGoodsAreExcludedAndTakeFormalEntry() throws {
+    @Test func adcvdGoodsAreExcludedAndTakeType03() throws {
         let day = try Day("2025-03-01")
         let screening = screener.screen(
             [try line("7208.10.1500", "CN", adcvd: "A-570-000")], on: day, policy: try timeline.policy(on: day))
-        #expect(screening.requiredLane == .t01)
-        #expect(screening.allowedLanes == [.t01])
+        #expect(screening.requiredLane == .t03)
+        #expect(screening.allowedLanes == [.t03])
         #expect(screening.lines[0].section232.map(\.rate) == ["25%"])
     }
 
@@ -153,20 +153,67 @@ struct AggregationTests {
         #expect(aggregate(request("o2", 400), into: updated.window, policy: policy).entryType == .t86)
     }
 
-    @Test func underTheSuspensionSameDayOrdersConsolidateUpToTwentyFiveHundred() throws {
+    /// Review A1 (b), B1: under the suspension a consignee's orders of one day are not grouped
+    /// into informal entries by the aggregator (nor split to stay under $2,500): each takes its
+    /// own type, and the entry (one per consignee per conveyance, 19 CFR 141.51) is typed by its
+    /// total when the manifest closes (`FilingRulesTests`).
+    @Test func underTheSuspensionEachShipmentTakesItsOwnTypeAndTheEntryIsTypedAtClose() throws {
         let day = try Day("2026-11-25")
         let policy = try timeline.policy(on: day)
         let window = DayWindow(consigneeKey: "c1", day: day)
-        let first = aggregate(request("o1", 1800), into: window, policy: policy)
-        let second = aggregate(request("o2", 600), into: first.window, policy: policy)
+        let first = aggregate(request("o1", 2000), into: window, policy: policy)
+        let second = aggregate(request("o2", 1000), into: first.window, policy: policy)
         #expect(first.entryType == .t11 && second.entryType == .t11)
-        #expect(first.consolidationGroup != nil && first.consolidationGroup == second.consolidationGroup)
-        #expect(second.window.total(ofGroup: second.consolidationGroup!) == 2400)
-        let third = aggregate(request("o3", 200), into: second.window, policy: policy)
-        #expect(third.entryType == .t11)
-        #expect(third.consolidationGroup != first.consolidationGroup)
-        #expect(third.reasons.contains { $0.rule == "informal.new-entry" && $0.citation == "19 CFR 143.22" })
-        #expect(aggregate(request("o4", 2600), into: third.window, policy: policy).entryType == .t01)
+        #expect(second.reasons.contains { $0.rule == "entry.per-conveyance" && $0.citation.contains("141.51") })
+        #expect(!second.reasons.contains { $0.citation.contains("143.22") })
+        #expect(aggregate(request("o4", 2600), into: second.window, policy: policy).entryType == .t01)
+    }
+
+    /// Review A2: AD/CVD goods are Type 03 whatever their value; quota goods Type 12, or 02 when
+    /// formal (CBP Form 7501 instructions, block 2).
+    @Test func adcvdGoodsAreType03AndQuotaGoodsType12Or02() throws {
+        let day = try Day("2026-11-25")
+        let policy = try timeline.policy(on: day)
+        let screener = try Screener.shipped()
+        let adcvd = screener.screen(
+            [
+                ScreeningLine(
+                    sku: "NAILS", hts: try HTSCode("7317.00.5502"), origin: try CountryCode("CN"),
+                    adcvdCase: "A-570-909")
+            ], on: day, policy: policy)
+        #expect(adcvd.requiredLane == .t03 && adcvd.allowedLanes == [.t03])
+        #expect(adcvd.reasons.contains { $0.rule == "formal.adcvd" && $0.citation.contains("7501") })
+        let window = DayWindow(consigneeKey: "c1", day: day)
+        let fifty = AggregationRequest(
+            orderId: "o1", valueUSD: 50, deMinimisEligible: false, requiredType: adcvd.requiredLane)
+        #expect(aggregate(fifty, into: window, policy: policy).entryType == .t03)
+
+        let sugar = screener.screen(
+            [ScreeningLine(sku: "SUGAR", hts: try HTSCode("1701.14.1000"), origin: try CountryCode("MX"))], on: day,
+            policy: policy)
+        #expect(sugar.allowedLanes == [.t12, .t02])
+        let forty = AggregationRequest(orderId: "o2", valueUSD: 40, deMinimisEligible: false, quota: true)
+        #expect(aggregate(forty, into: window, policy: policy).entryType == .t12)
+        let large = AggregationRequest(orderId: "o3", valueUSD: 3000, deMinimisEligible: false, quota: true)
+        #expect(aggregate(large, into: window, policy: policy).entryType == .t02)
+        #expect(EntryType.nonDeMinimis(adcvd: true, quota: true, formal: true) == .t07)
+    }
+
+    /// Review A3: before CBP suspended 19 CFR 143.21(a)'s Chapter 99 clause (2025-04-30),
+    /// articles classified in Chapter 99 subchapters III/IV over $250 took formal entry.
+    @Test func chapter99ArticlesOver250TookFormalEntryUntilTheClauseWasSuspended() throws {
+        let before = try Day("2024-06-01")
+        let policy = try timeline.policy(on: before)
+        #expect(policy.chapter99FormalAboveUSD == 250)
+        let tee = AggregationRequest(orderId: "o1", valueUSD: 900, deMinimisEligible: true, chapter99ValueUSD: 900)
+        let decided = aggregate(tee, into: DayWindow(consigneeKey: "c1", day: before), policy: policy)
+        #expect(decided.entryType == .t01)
+        #expect(decided.reasons.contains { $0.rule == "formal.chapter99" && $0.citation == "19 CFR 143.21(a)" })
+        let after = try Day("2025-05-01")
+        #expect(try timeline.policy(on: after).chapter99FormalAboveUSD == nil)
+        let later = aggregate(
+            tee, into: DayWindow(consigneeKey: "c1", day: after), policy: try timeline.policy(on: after))
+        #expect(later.entryType == .t11)
     }
 
     /// No sequence of orders ever takes a consignee's T86 day past $800.

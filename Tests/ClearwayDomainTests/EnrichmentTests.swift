@@ -39,12 +39,13 @@ struct EnrichmentTests {
     }
 
     @Test func aDailyRateFivePercentOffTheQuarterlyRateApplies() throws {
-        // 19 CFR 159.34(b): the daily rate 0.80 differs from the quarterly 0.74 by 8.1%.
+        // 19 CFR 159.34(b): the daily rate 0.80 differs from the quarterly 0.74 by 8.1%. Shipped
+        // from Toronto on the 20th, exported (across the border) on the 21st.
         let rates = [
             ExchangeRate(
                 currency: try CurrencyCode("CAD"), date: try Day("2026-10-01"), usdPerUnit: 0.74, kind: .quarterly),
             ExchangeRate(
-                currency: try CurrencyCode("CAD"), date: try Day("2026-11-20"), usdPerUnit: 0.80, kind: .daily),
+                currency: try CurrencyCode("CAD"), date: try Day("2026-11-21"), usdPerUnit: 0.80, kind: .daily),
         ]
         let result = Enrichment.enrich(
             order("CAD", lines: [.init(sku: "S", quantity: 3, unitPrice: "33.33")]),
@@ -88,11 +89,30 @@ struct EnrichmentTests {
                     OrderGap(
                         code: "missing-fx-rate",
                         detail:
-                            "no MXN rate for 2026-11-20, the date of exportation (19 CFR 159.32); publish the certified daily or quarterly rate on the fx-rates topic",
+                            "no MXN rate for 2026-11-21, the date of exportation (19 CFR 159.32); publish the certified daily or quarterly rate on the fx-rates topic",
                         fix:
-                            "publish the certified MXN rate for 2026-11-20 (daily) or its quarter (quarterly) on fx-rates.v1",
+                            "publish the certified MXN rate for 2026-11-21 (daily) or its quarter (quarterly) on fx-rates.v1",
                         waitsOn: "fx:MXN")
                 ]))
+    }
+
+    /// Review A11: the date of exportation is the border crossing (19 CFR 152.1(c)): shipped from
+    /// Toronto on 2026-03-31, a day from the border, the goods are exported on 2026-04-01 and take
+    /// the second quarter's rate.
+    @Test func theDateOfExportationIsTheBorderCrossing() throws {
+        let rates = [
+            ExchangeRate(
+                currency: try CurrencyCode("CAD"), date: try Day("2026-01-01"), usdPerUnit: 0.70, kind: .quarterly),
+            ExchangeRate(
+                currency: try CurrencyCode("CAD"), date: try Day("2026-04-01"), usdPerUnit: 0.72, kind: .quarterly),
+        ]
+        let result = Enrichment.enrich(
+            order("CAD", shipDate: "2026-03-31", lines: [.init(sku: "S", quantity: 1, unitPrice: "100.00")]),
+            references: try references(catalog: [item("S")], rates: rates))
+        guard case .enriched(let enriched) = result else { Issue.record("not enriched: \(result)"); return }
+        #expect(enriched.arrivalDay == "2026-04-01")
+        #expect(enriched.fx?.dateOfExportation == "2026-04-01")
+        #expect(enriched.fx?.rate == "0.72" && enriched.valueUSD == "72.00")
     }
 
     @Test func anOrderMissingRequiredFieldsIsNamedPrecisely() {

@@ -13,11 +13,52 @@ struct PolicyTimelineTests {
         #expect(china.excludedOrigins.map(\.rawValue) == ["CN", "HK"])
         #expect(try timeline.policy(on: Day("2025-05-01")).excludedOrigins.isEmpty)
         let suspended = try timeline.policy(on: Day("2025-08-29"))
-        #expect(suspended.regime == .noDeMinimis && suspended.consolidation == .sameConsigneeSameDay)
+        #expect(suspended.regime == .noDeMinimis)
         #expect(suspended.informalEntryCeilingUSD == 2500)
         #expect(try timeline.policy(on: Day("2025-08-28")).regime == .section321)
         #expect(try timeline.policy(on: Day("2027-07-01")).id == "us-2027-07-01-statutory-repeal")
         #expect(throws: DomainError.self) { try timeline.policy(on: Day("2015-01-01")) }
+    }
+
+    /// Review A10: EO 14195 took de minimis away from goods of China and Hong Kong from
+    /// 2025-02-04; it resumed on 2025-02-07, not retroactively (CSMS 64082249).
+    @Test func theFebruary2025ChinaWindowIsInTheTimeline() throws {
+        #expect(try timeline.policy(on: Day("2025-02-03")).excludedOrigins.isEmpty)
+        for day in ["2025-02-04", "2025-02-05", "2025-02-06"] {
+            #expect(try timeline.policy(on: Day(day)).excludedOrigins.map(\.rawValue) == ["CN", "HK"], "\(day)")
+        }
+        #expect(try timeline.policy(on: Day("2025-02-07")).excludedOrigins.isEmpty)
+        let day = try Day("2025-02-05")
+        let screening = try Screener.shipped().screen(
+            [ScreeningLine(sku: "TOY", hts: try HTSCode("9503.00.0090"), origin: try CountryCode("CN"))], on: day,
+            policy: try timeline.policy(on: day))
+        #expect(!screening.isDeMinimisEligible)
+        #expect(screening.reasons.contains { $0.rule == "s321.origin-excluded" && $0.citation.contains("14195") })
+    }
+
+    /// Review B1, B2: no policy cites 19 CFR 143.22 for consolidation, nor the e-commerce FAQ for
+    /// excluding PGA goods; each cites 141.51 for one entry per consignee per conveyance.
+    @Test func thePoliciesCiteTheRulesTheyRestOn() {
+        for policy in timeline.policies {
+            #expect(!policy.sources.contains { $0.contains("143.22") }, "\(policy.id)")
+            #expect(!policy.sources.contains { $0.contains("PGA goods): CBP e-commerce FAQ") }, "\(policy.id)")
+            #expect(policy.sources.contains { $0.contains("141.51") }, "\(policy.id)")
+        }
+    }
+
+    /// Review A9: cigarette paper is IRC-taxed (never de minimis); maple syrup is not quota.
+    @Test func theExclusionListsNameWhatTheFAQNames() throws {
+        let day = try Day("2024-06-01")
+        let policy = try timeline.policy(on: day)
+        let screener = try Screener.shipped()
+        let papers = screener.screen(
+            [ScreeningLine(sku: "PAPER", hts: try HTSCode("4813.10.0000"), origin: try CountryCode("ES"))], on: day,
+            policy: policy)
+        #expect(papers.reasons.contains { $0.rule == "s321.irc-taxed-excluded" })
+        let syrup = screener.screen(
+            [ScreeningLine(sku: "SYRUP", hts: try HTSCode("1702.20.4000"), origin: try CountryCode("CA"))], on: day,
+            policy: policy)
+        #expect(!syrup.reasons.contains { $0.rule == "s321.quota-excluded" })
     }
 
     @Test func everyPolicyNamesItsSources() {

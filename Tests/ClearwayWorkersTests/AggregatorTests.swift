@@ -11,7 +11,7 @@ import Testing
 /// An `orders.screened.v1` record as the pga-router writes it.
 func screenedJSON(
     _ id: String, consignee: String, address: String? = nil, value: String,
-    arrival: String, lanes: [String] = ["T86", "T11", "T01"], required: String? = nil
+    arrival: String, lanes: [String] = ["T86", "T11", "T01"], required: String? = nil, origin: String = "MX"
 ) -> String {
     var object: [String: Any] = [
         "orderId": id, "shipmentId": id, "type": "placed", "version": 1, "consigneeKey": consignee,
@@ -26,7 +26,7 @@ func screenedJSON(
         "lines": [
             [
                 "lineNumber": 1, "sku": "TEE", "quantity": 1, "unitPrice": value, "valueUSD": value,
-                "hts": "6109.10.0012", "originCountry": "MX", "mid": "MXCONDEL4558TIJ", "midSource": "built",
+                "hts": "6109.10.0012", "originCountry": origin, "mid": "\(origin)CONDEL4558TIJ", "midSource": "built",
             ]
         ],
         "reasons": [["rule": "value.fair-retail", "text": "test"]],
@@ -98,14 +98,22 @@ struct AggregatorTests {
                 (key(5), screenedJSON("L", consignee: key(5), value: "800.00", arrival: today)),
                 (key(5), screenedJSON("M", consignee: key(5), value: "3000.00", arrival: today)),
             ], partition: 1)
+        // Review A6: held across a change of policy, a shipment is decided under the policy of
+        // the day it is released on: China's de minimis ended on 2025-05-02 (EO 14256).
+        try await deployment.publish(
+            "orders.screened.v1",
+            [
+                (key(9), screenedJSON("S", consignee: key(9), value: "780.00", arrival: "2025-05-01")),
+                (key(9), screenedJSON("T", consignee: key(9), value: "50.00", arrival: "2025-05-01", origin: "CN")),
+            ], partition: 3)
         let structuring = WorkerDeployment(StructuringHandler.definition(), prefix: deployment.prefix)
         try await structuring.createTopics()
         let watch = try await deployment.watchDecisions()
         let (group, task) = deployment.start()
         let (watchGroup, watchTask) = structuring.start()
         try await watch.wait("every decision", limit: .seconds(60)) { seen in
-            // 18 records, + C released after its hold, + one alert.
-            seen.records.count >= 20
+            // 20 records, + C and T released after their holds, + one alert.
+            seen.records.count >= 23
         }
         try await Task.sleep(for: .milliseconds(500))
         await group.triggerGracefulShutdown()
@@ -135,20 +143,24 @@ struct AggregatorTests {
         // A cancellation frees its capacity.
         #expect(decisions("H") == ["released T86 2025-06-10 600.00", "cancelled - 2025-06-10 0.00"])
         #expect(decisions("I") == ["released T86 2025-06-10 500.00"])
-        // Suspension: same-consignee same-day shipments consolidate up to $2,500 (19 CFR 143.22).
+        // Suspension: each shipment takes its own type (no grouping by day: the entry, one per
+        // consignee per conveyance under 19 CFR 141.51, is typed when its manifest closes).
         #expect(decisions("J") == ["released T11 2026-11-20 1000.00"])
-        #expect(decisions("K") == ["released T11 2026-11-20 2000.00"])
+        #expect(decisions("K") == ["released T11 2026-11-20 1000.00"])
         #expect(decisions("L") == ["released T11 2026-11-20 800.00"])
         #expect(decisions("M") == ["released T01 2026-11-20 3000.00"])
-        let groups = ["J", "K", "L"].map { id in
-            cleared.first { $0["shipmentId"] as? String == id }?["consolidationGroup"] as? String
-        }
-        #expect(groups[0] != nil && groups[0] == groups[1] && groups[2] != groups[0])
+        #expect(cleared.allSatisfy { $0["consolidationGroup"] == nil })
         #expect(cleared.first { $0["shipmentId"] as? String == "M" }?["regime"] as? String == "noDeMinimis")
         // Event time: a late record lands in its own day.
         #expect(decisions("N") == ["released T86 2025-06-09 700.00"])
         // Formal required by screening.
         #expect(decisions("R") == ["released T01 2025-06-10 100.00"])
+        #expect(decisions("T") == ["held - 2025-05-02 50.00", "released T11 2025-05-02 50.00"])
+        let released = cleared.last { $0["shipmentId"] as? String == "T" }
+        let rescreened = ((released?["shipment"] as? [String: Any])?["reasons"] as? [[String: Any]])?.contains {
+            $0["rule"] as? String == "hold.rescreened"
+        }
+        #expect(rescreened == true)
         // Two consignees at one address over $800 in a day: a structuring alert with the evidence.
         let alerts = seen.records.filter { $0.topic == deployment.topic("alerts.v1") }.map(\.json)
         #expect(alerts.count == 1)

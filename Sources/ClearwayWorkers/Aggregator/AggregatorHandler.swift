@@ -5,9 +5,11 @@ import ClearwayRuntime
 import Foundation
 
 /// The aggregator: per consignee and arrival day, the shipments released under the regime in
-/// force, their totals and the held ones — deciding T86 / T11 / T01, hold, consolidation or
-/// reroute by the domain's `aggregate` (the "one person, one day" rule, 19 CFR 10.151 and
-/// 143.22), exactly once through the runtime's state and transactions. Every release, and
+/// force, their totals and the held ones — deciding each shipment's entry type, hold or reroute
+/// by the domain's `aggregate` (the "one person, one day" rule, 19 CFR 10.151; the entry types
+/// of CBP Form 7501, block 2; the informal-entry ceiling, 19 CFR 143.21(a)), exactly once through
+/// the runtime's state and transactions. A held shipment is screened again, at the policy's
+/// level, under the policy of the day it is released on. Every release, and
 /// every withdrawal of one, also goes to `released.by-address.v1` keyed by `addressKey`, where
 /// the structuring watch (`StructuringHandler`) sees all consignees at one address together,
 /// whichever partition each consignee has here, and to `released.by-conveyance.v1` keyed by

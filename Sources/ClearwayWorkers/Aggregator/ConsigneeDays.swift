@@ -34,7 +34,8 @@ struct ConsigneeDays {
     }
 
     /// Applies the daily rule to a shipment for `day` (its arrival day, or the day it was held to).
-    mutating func decide(_ shipment: ScreenedOrder, on day: Day, held: Bool) throws -> [OutputRecord] {
+    mutating func decide(_ arriving: ScreenedOrder, on day: Day, held: Bool) throws -> [OutputRecord] {
+        var shipment = arriving
         let id = shipment.shipmentId
         let version = shipment.order.version
         let previous = try load(ShipmentMemory.self, "shipment/\(id)")
@@ -56,13 +57,13 @@ struct ConsigneeDays {
             try advanceWatermark(to: day)
         }
         let policy = try handler.timeline.policy(on: day)
+        // A held shipment is decided under the policy of the day it is released on (review A6).
+        if held { shipment = shipment.rescreened(under: policy) }
         let consignee = shipment.order.consigneeKey
         let windowKey = "window/\(day)/\(consignee)"
         let window = try load(DayWindow.self, windowKey) ?? DayWindow(consigneeKey: consignee, day: day)
-        let value = try Decimal(parsingPlain: shipment.order.valueUSD ?? "0")
-        let request = AggregationRequest(
-            orderId: id, valueUSD: value, deMinimisEligible: shipment.allowedLanes.contains(.t86),
-            formalRequired: shipment.requiredLane == .t01)
+        let request = try AggregationRequest(shipment)
+        let value = request.valueUSD
         let decision = aggregate(request, into: window, policy: policy, overflow: handler.overflow)
         let reasons = decision.reasons.map {
             DecisionReason(rule: $0.rule, text: "\($0.text) [\($0.citation)]", policyVersion: $0.policyVersion)
@@ -79,21 +80,19 @@ struct ConsigneeDays {
                     ShipmentMemory(
                         version: version, orderId: shipment.order.orderId, status: .released, consigneeKey: consignee,
                         addressKey: shipment.order.addressKey, day: day.description, conveyance: conveyance)))
-            let total =
-                type == .t86
-                ? decision.window.deMinimisTotalUSD
-                : decision.consolidationGroup.map { decision.window.total(ofGroup: $0) } ?? value
+            let total = type == .t86 ? decision.window.deMinimisTotalUSD : value
             outputs.append(
                 try cleared(
-                    shipment, status: .released, entryType: type, day: day, total: total,
-                    group: decision.consolidationGroup, policy: policy, reasons: reasons))
+                    shipment, status: .released, entryType: type, day: day, total: total, policy: policy,
+                    reasons: reasons))
             outputs.append(
                 try contribution(
                     AddressContribution(
                         addressKey: shipment.order.addressKey, day: day.description, consigneeKey: consignee,
                         orderId: shipment.order.orderId, shipmentId: id, valueUSD: Money(value, .usd).amountText,
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
-                        policyVersion: policy.version, withdrawn: false), seed: "\(id)/v\(version)/\(day)"))
+                        policyVersion: policy.version, regime: policy.regime, withdrawn: false),
+                    seed: "\(id)/v\(version)/\(day)"))
             if let conveyance {
                 outputs.append(
                     try forManifest(
@@ -115,7 +114,7 @@ struct ConsigneeDays {
             state.schedule(timer: "release/\(id)", at: until.start(in: zone))
             outputs.append(
                 try cleared(
-                    shipment, status: .held, entryType: nil, day: until, total: value, group: nil, policy: policy,
+                    shipment, status: .held, entryType: nil, day: until, total: value, policy: policy,
                     reasons: reasons))
         case .reroute:
             state.set(
@@ -134,7 +133,7 @@ struct ConsigneeDays {
                     type: "clearway.reroute.requested.v1", idSeed: "\(id)/v\(version)/reroute/\(day)"))
             outputs.append(
                 try cleared(
-                    shipment, status: .rerouted, entryType: nil, day: day, total: value, group: nil, policy: policy,
+                    shipment, status: .rerouted, entryType: nil, day: day, total: value, policy: policy,
                     reasons: reasons))
         }
         return outputs
@@ -169,7 +168,7 @@ struct ConsigneeDays {
             let record = ClearedShipment(
                 orderId: order.orderId, shipmentId: id, version: order.version, consigneeKey: memory.consigneeKey,
                 addressKey: memory.addressKey, status: .cancelled, entryType: nil, day: memory.day, valueUSD: "0.00",
-                dayTotalUSD: Money(try dayTotal(memory.consigneeKey, day), .usd).amountText, consolidationGroup: nil,
+                dayTotalUSD: Money(try dayTotal(memory.consigneeKey, day), .usd).amountText,
                 regime: policy.regime, policyVersion: policy.version,
                 reasons: [
                     DecisionReason(
@@ -259,7 +258,7 @@ struct ConsigneeDays {
                         addressKey: memory.addressKey, day: memory.day, consigneeKey: memory.consigneeKey,
                         orderId: memory.orderId ?? id, shipmentId: id, valueUSD: "0.00",
                         thresholdUSD: Money(policy.structuringThresholdUSD, .usd).amountText,
-                        policyVersion: policy.version, withdrawn: true),
+                        policyVersion: policy.version, regime: policy.regime, withdrawn: true),
                     seed: "\(id)/v\(memory.version)/\(memory.day)/withdrawn")
             ] + (manifest.map { [$0] } ?? [])
         case .held:
@@ -310,13 +309,13 @@ struct ConsigneeDays {
 
     private func cleared(
         _ shipment: ScreenedOrder, status: ClearedShipment.Status, entryType: EntryType?, day: Day, total: Decimal,
-        group: String?, policy: Policy, reasons: [DecisionReason]
+        policy: Policy, reasons: [DecisionReason]
     ) throws -> OutputRecord {
         let record = ClearedShipment(
             orderId: shipment.order.orderId, shipmentId: shipment.shipmentId, version: shipment.order.version,
             consigneeKey: shipment.order.consigneeKey, addressKey: shipment.order.addressKey, status: status,
             entryType: entryType, day: day.description, valueUSD: shipment.order.valueUSD ?? "0.00",
-            dayTotalUSD: Money(total, .usd).amountText, consolidationGroup: group, regime: policy.regime,
+            dayTotalUSD: Money(total, .usd).amountText, regime: policy.regime,
             policyVersion: policy.version, reasons: reasons, shipment: shipment)
         return OutputRecord(
             topic: Topics.shipmentsCleared.name, key: shipment.order.consigneeKey,

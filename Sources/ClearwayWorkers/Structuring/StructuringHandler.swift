@@ -86,8 +86,9 @@ public struct StructuringHandler: RecordHandler {
             addressKey: contribution.addressKey, day: contribution.day,
             thresholdUSD: Money(threshold, .usd).amountText, totalUSD: Money(after.totalUSD, .usd).amountText,
             consignees: consignees, policyVersion: contribution.policyVersion,
-            reason:
-                "\(consignees.count) consignees at one address received \(Money(after.totalUSD, .usd)) on \(day), over the \(Money(threshold, .usd)) one-person-one-day threshold: possible structuring (19 CFR 10.151)"
+            reason: contribution.regime == .noDeMinimis
+                ? "\(consignees.count) consignees at one address received \(Money(after.totalUSD, .usd)) on \(day), over the \(Money(threshold, .usd)) informal-entry ceiling: goods possibly split across names to stay informal (19 CFR 141.51, 143.21(a))"
+                : "\(consignees.count) consignees at one address received \(Money(after.totalUSD, .usd)) on \(day), over the \(Money(threshold, .usd)) one-person-one-day threshold: possible structuring (19 CFR 10.151)"
         )
         // The id follows the input record (the runtime's default), so a second crossing after a
         // withdrawal is a new alert, and a replay of the same input the same one.
