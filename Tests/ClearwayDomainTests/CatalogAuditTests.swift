@@ -36,6 +36,50 @@ struct CatalogAuditTests {
         #expect(audit.blockingCount == 2)
     }
 
+    /// Regulatory review A8: the MID's country is the goods' country of origin (19 CFR 102 Appendix
+    /// para. 2), not the manufacturer's address.
+    @Test func theBuiltMIDStartsWithTheCountryOfOrigin() throws {
+        let item = CatalogItem(
+            sku: "TEE-HK", hts: "6109.10.0012", originCountry: "CN",
+            manufacturer: .init(
+                name: "Guangzhou Baiyun Garments Ltd", street: "88 Baiyun Road", city: "Guangzhou", country: "HK"))
+        #expect(try item.resolvedMID().rawValue == "CNGUABAI88GUA")
+        let audit = try CatalogAudit(items: [item], screener: .shipped(), timeline: .shipped(), day: Day("2026-11-25"))
+        #expect(audit.findings[0].mid == "CNGUABAI88GUA")
+        #expect(audit.findings[0].blocking.isEmpty)
+    }
+
+    /// Regulatory review A8: a catalog MID naming another country than the origin blocks the SKU in
+    /// the audit, and the enricher parks its order lines with a gap a person can act on.
+    @Test func aCatalogMIDOfAnotherCountryThanTheOriginIsBlocking() throws {
+        let item = CatalogItem(sku: "TEE-MX", hts: "6109.10.0012", originCountry: "MX", mid: "CNGUABAI123GUA")
+        let audit = try CatalogAudit(items: [item], screener: .shipped(), timeline: .shipped(), day: Day("2026-11-25"))
+        #expect(audit.blockingCount == 1)
+        #expect(audit.findings[0].blocking.contains { $0.contains("wrong MID country") && $0.contains("MX") })
+
+        let secret = try ConsigneeKeySecret(text: "a-test-secret-of-16+-bytes")
+        let references = EnrichmentReferences(
+            catalogItem: { $0 == item.sku ? CatalogEntry(item) : nil }, rates: { _, _ in [] },
+            warehouses: try WarehouseDirectory.shipped(), secret: secret)
+        let order = OrderEvent(
+            orderId: "T-1", type: .placed, version: 1, currency: "USD", shipDate: "2026-11-20", warehouse: "TIJ1",
+            consignee: Consignee(
+                name: "Ana Diaz", line1: "500 Harbor Dr", city: "San Diego", region: "CA", postalCode: "92101",
+                country: "US"),
+            lines: [.init(sku: item.sku, quantity: 1, unitPrice: "10.00")])
+        guard case .gaps(let gaps) = Enrichment.enrich(order, references: references) else {
+            Issue.record("an order with a wrong-country MID was enriched")
+            return
+        }
+        let gap = try #require(gaps.first { $0.code == "mid-origin-mismatch" })
+        #expect(gap.detail.contains("CNGUABAI123GUA") && gap.detail.contains("102 Appendix"))
+        #expect(gap.waitsOn == "catalog:TEE-MX")
+        #expect(gap.line == 1)
+        // A Canadian origin takes a province code.
+        let canadian = CatalogItem(sku: "C", originCountry: "CA", mid: "XOMAPAPP250TOR")
+        #expect(canadian.midOriginMismatch(try canadian.resolvedMID(), origin: try CountryCode("CA")) == nil)
+    }
+
     @Test func aJSONCatalogLoadsToo() throws {
         let json = #"[{"sku":"A","hts":"6109.10.0012","originCountry":"MX","mid":"MXTEXDEL4521TIJ"}]"#
         let items = try CatalogItem.loadCatalog(Data(json.utf8))
