@@ -271,9 +271,22 @@ public struct CatalogAudit: Sendable {
                     ], on: day, policy: policy)
                 let line = screening.lines[0]
                 for flag in line.flags {
+                    // A disclaimer on a flag that cannot take one (FW3, FD4, …: PGAFlag.meanings) is
+                    // rejected: the line needs the agency's data, and without it the manifest builder
+                    // refuses the entry, so the audit blocks it here.
+                    let rejected = flag.isRequired ? disclaimers[flag.flag] : nil
+                    let unknown = flag.flag.meaning == nil ? ", not in Clearway's flag table: treated as required" : ""
+                    let answer =
+                        rejected.map { ", disclaimer \($0.rawValue) rejected: \(flag.flag) cannot be disclaimed" }
+                        ?? flag.disclaimer.map { ", disclaimed \($0.rawValue)" } ?? ""
                     exposure.append(
-                        "PGA \(flag.flag) (\(flag.agency), data \(flag.isRequired ? "required" : "may be required")\(flag.disclaimer.map { ", disclaimed \($0.rawValue)" } ?? ""))"
+                        "PGA \(flag.flag) (\(flag.agency), data \(flag.isRequired ? "required" : "may be required")\(answer)\(unknown))"
                     )
+                    if let rejected, item.pgaData?[flag.flag.code] == nil {
+                        blocking.append(
+                            "PGA \(flag.flag) cannot be disclaimed (disclaimer \(rejected.rawValue) given): add the \(flag.agency) data for \(flag.flag) (pgaData) and remove the disclaimer"
+                        )
+                    }
                 }
                 if ["CN", "HK"].contains(origin.rawValue) {
                     exposure.append("\(origin) origin: no de minimis from 2025-05-02 (EO 14256)")

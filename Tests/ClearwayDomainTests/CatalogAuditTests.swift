@@ -80,6 +80,39 @@ struct CatalogAuditTests {
         #expect(canadian.midOriginMismatch(try canadian.resolvedMID(), origin: try CountryCode("CA")) == nil)
     }
 
+    /// Regulatory review A5: FW3 always requires the FWS declaration; a disclaimer cannot answer it,
+    /// so the audit rejects the disclaimer and blocks the SKU, and under Section 321 the line stays
+    /// off the de minimis lane.
+    @Test func anFW3FlagIsRequiredAndItsDisclaimerRejected() throws {
+        let item = CatalogItem(
+            sku: "BELT-CROC", hts: "4203.30.0000", originCountry: "MX", mid: "MXPIEFIN12LEO", pgaFlags: ["FW3"],
+            pgaDisclaimers: ["FW3": "A"])
+        var screener = try Screener.shipped()
+        screener.htsReference = nil
+        let day = try Day("2024-06-01")
+        let audit = try CatalogAudit(items: [item], screener: screener, timeline: .shipped(), day: day)
+        let finding = audit.findings[0]
+        #expect(finding.exposure.contains { $0.contains("PGA FW3") && $0.contains("data required") })
+        #expect(finding.exposure.contains { $0.contains("disclaimer A rejected") })
+        #expect(!finding.exposure.contains { $0.contains("may be required") || $0.contains("disclaimed A") })
+        #expect(finding.blocking.contains { $0.contains("FW3 cannot be disclaimed") })
+
+        let flag = try PGAFlag("FW3")
+        #expect(flag.isRequired && !flag.isDisclaimable)
+        #expect(try PGAFlag("FW1").isDisclaimable)
+        #expect(try PGAFlag("FW2").isRequired)
+        // Not in the table: read as required.
+        #expect(try PGAFlag("ZZ1").isRequired && PGAFlag("ZZ1").meaning == nil)
+        let screening = screener.screen(
+            [
+                ScreeningLine(
+                    sku: item.sku, hts: try HTSCode("4203.30.0000"), origin: try CountryCode("MX"), skuFlags: [flag],
+                    disclaimers: [flag: .a])
+            ], on: day, policy: try PolicyTimeline.shipped().policy(on: day))
+        #expect(!screening.isDeMinimisEligible)
+        #expect(screening.lines[0].flags[0].isRequired && screening.lines[0].flags[0].disclaimer == nil)
+    }
+
     @Test func aJSONCatalogLoadsToo() throws {
         let json = #"[{"sku":"A","hts":"6109.10.0012","originCountry":"MX","mid":"MXTEXDEL4521TIJ"}]"#
         let items = try CatalogItem.loadCatalog(Data(json.utf8))
