@@ -170,14 +170,17 @@ public struct PGAFlag: StringCodable, Hashable, Sendable, Comparable, CustomStri
     /// implementation guide says otherwise), the agencies' CATAIR implementation guides, and for
     /// FWS the implementation guide of August 2017, which keeps two flags: FW1 "likely to contain"
     /// wildlife (may be disclaimed) and FW3, goods that *always* require an FWS declaration
-    /// (Form 3-177). FW2 is kept as required (DOMAIN.md). AMS (AM*), TTB (TB*) and NMFS (NM*)
-    /// flags are not listed: their per-flag meaning is unconfirmed here, so they read as required.
+    /// (Form 3-177; the guide's disclaim codes for a declaration already filed with FWS on paper or
+    /// in eDecs are not modelled). FW2 is kept as required (DOMAIN.md). TB1 and TB3 take a disclaim
+    /// code (CSMS 17-000248). AMS (AM*), NMFS (NM*) and other TTB flags are not listed: their
+    /// per-flag meaning is unconfirmed here, so they read as required.
     public static let meanings: [String: Meaning] = {
         let tariffCodes = "CBP ACE Agency Tariff Code list (HTS flags, R/M)"
         func row(_ requirement: Requirement, _ program: String, _ source: String = tariffCodes) -> Meaning {
             Meaning(requirement: requirement, program: program, source: source)
         }
         let fws = "CBP/FWS ACE implementation guide, Aug 2017"
+        let ttb = "CSMS 17-000248 (TTB ACE filing guidelines v7.5); ACE Agency Tariff Codes (10-17)"
         return [
             "AL1": row(.mayBeRequired, "APHIS Lacey Act plant declaration"),
             "AL2": row(.required, "APHIS Lacey Act plant declaration"),
@@ -202,6 +205,12 @@ public struct PGAFlag: StringCodable, Hashable, Sendable, Comparable, CustomStri
             "FW1": row(.mayBeRequired, "FWS: likely to contain wildlife; may be disclaimed", fws),
             "FW2": row(.required, "FWS declaration", "DOMAIN.md (FW2 required)"),
             "FW3": row(.required, "FWS: always requires a declaration (Form 3-177); cannot be disclaimed", fws),
+            // TTB: CSMS 17-000248 (2017-04-28, read through a copy) — "for a small set of TB1 flags,
+            // disclaim codes A and C are allowed; otherwise, only C" (C: TTB data met by other
+            // approved means); the Agency Tariff Codes list (10-17), as quoted by an ABI library,
+            // allows A or C on TB3. Which code a flag takes is not modelled here.
+            "TB1": row(.mayBeRequired, "TTB alcohol and tobacco (disclaim code C; A for some)", ttb),
+            "TB3": row(.mayBeRequired, "TTB alcohol and tobacco (disclaim code A or C)", ttb),
         ]
     }()
 

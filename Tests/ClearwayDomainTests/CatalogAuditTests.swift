@@ -101,6 +101,7 @@ struct CatalogAuditTests {
         #expect(flag.isRequired && !flag.isDisclaimable)
         #expect(try PGAFlag("FW1").isDisclaimable)
         #expect(try PGAFlag("FW2").isRequired)
+        #expect(try PGAFlag("TB1").isDisclaimable)  // CSMS 17-000248: disclaim code C
         // Not in the table: read as required.
         #expect(try PGAFlag("ZZ1").isRequired && PGAFlag("ZZ1").meaning == nil)
         let screening = screener.screen(
