@@ -10,7 +10,8 @@ public struct CatalogItem: Hashable, Sendable, Codable {
         public var country: String?
         public var province: String?
 
-        /// Makes a manufacturer; `country` defaults to the SKU's origin when the MID is built.
+        /// Makes a manufacturer. `country` is its address country: the MID is built with the SKU's
+        /// country of origin (19 CFR 102 Appendix para. 2), `country` standing in only without one.
         public init(
             name: String? = nil, street: String? = nil, city: String? = nil, country: String? = nil,
             province: String? = nil
@@ -55,11 +56,15 @@ public struct CatalogItem: Hashable, Sendable, Codable {
         self.adcvdCase = adcvdCase
     }
 
-    /// The MID: the one given (validated), else one built from the manufacturer.
+    /// The MID: the one given (validated), else one built from the manufacturer with the SKU's
+    /// country of origin as its first two letters — 19 CFR 102 Appendix para. 2: "the ISO code for
+    /// the actual country of origin of the goods", not the manufacturer's address country (a CN-origin
+    /// good from a Hong Kong manufacturer gets a CN… MID). Without an origin, the manufacturer's
+    /// country stands in (the SKU is blocked for its missing origin anyway).
     public func resolvedMID() throws -> MID {
         if let mid, !mid.isEmpty { return try MID(mid) }
         guard let m = manufacturer, let name = m.name, let street = m.street, let city = m.city,
-            let country = m.country ?? originCountry
+            let country = originCountry ?? m.country
         else {
             throw DomainError(
                 .invalidMID,
@@ -67,6 +72,21 @@ public struct CatalogItem: Hashable, Sendable, Codable {
         }
         return try MID(
             manufacturer: .init(name: name, street: street, city: city, country: country, province: m.province))
+    }
+
+    /// Why the catalog's own MID cannot be filed for this SKU's origin, or nil when it can: its
+    /// first two letters must be the ISO code of the goods' country of origin (19 CFR 102 Appendix
+    /// para. 2), or for Canadian origin a province code (XA … XY). A mismatch is a wrong MID on the
+    /// entry, not a detail: for textiles a reasonable-care failure (19 CFR 102.23).
+    public func midOriginMismatch(_ mid: MID, origin: CountryCode) -> String? {
+        guard let given = self.mid, !given.isEmpty else { return nil }
+        let prefix = String(mid.rawValue.prefix(2))
+        let matches =
+            origin.rawValue == "CA" ? MID.provinceCodes.values.contains(prefix) : prefix == origin.rawValue
+        guard !matches else { return nil }
+        let expected = origin.rawValue == "CA" ? "a Canadian province code (XO, XQ, …)" : origin.rawValue
+        return
+            "SKU \(sku): MID \(mid) starts with \(prefix) but the goods' country of origin is \(origin), so it must start with \(expected) (19 CFR 102 Appendix para. 2: the MID's country is the country of origin)"
     }
 
     /// Reads a SKU master: a JSON array of catalog records, or CSV with a header row (columns
@@ -225,7 +245,13 @@ public struct CatalogAudit: Sendable {
             }
             var mid: String?
             do {
-                mid = try item.resolvedMID().rawValue
+                let resolved = try item.resolvedMID()
+                mid = resolved.rawValue
+                if let origin, let mismatch = item.midOriginMismatch(resolved, origin: origin) {
+                    blocking.append(
+                        "wrong MID country: \(mismatch); correct the MID, or remove it to have it built from the manufacturer"
+                    )
+                }
             } catch let error as DomainError {
                 blocking.append("no MID: \(error.message)")
             } catch {}
@@ -245,9 +271,22 @@ public struct CatalogAudit: Sendable {
                     ], on: day, policy: policy)
                 let line = screening.lines[0]
                 for flag in line.flags {
+                    // A disclaimer on a flag that cannot take one (FW3, FD4, …: PGAFlag.meanings) is
+                    // rejected: the line needs the agency's data, and without it the manifest builder
+                    // refuses the entry, so the audit blocks it here.
+                    let rejected = flag.isRequired ? disclaimers[flag.flag] : nil
+                    let unknown = flag.flag.meaning == nil ? ", not in Clearway's flag table: treated as required" : ""
+                    let answer =
+                        rejected.map { ", disclaimer \($0.rawValue) rejected: \(flag.flag) cannot be disclaimed" }
+                        ?? flag.disclaimer.map { ", disclaimed \($0.rawValue)" } ?? ""
                     exposure.append(
-                        "PGA \(flag.flag) (\(flag.agency), data \(flag.isRequired ? "required" : "may be required")\(flag.disclaimer.map { ", disclaimed \($0.rawValue)" } ?? ""))"
+                        "PGA \(flag.flag) (\(flag.agency), data \(flag.isRequired ? "required" : "may be required")\(answer)\(unknown))"
                     )
+                    if let rejected, item.pgaData?[flag.flag.code] == nil {
+                        blocking.append(
+                            "PGA \(flag.flag) cannot be disclaimed (disclaimer \(rejected.rawValue) given): add the \(flag.agency) data for \(flag.flag) (pgaData) and remove the disclaimer"
+                        )
+                    }
                 }
                 if ["CN", "HK"].contains(origin.rawValue) {
                     exposure.append("\(origin) origin: no de minimis from 2025-05-02 (EO 14256)")

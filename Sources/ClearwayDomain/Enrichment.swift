@@ -576,7 +576,20 @@ public enum Enrichment {
         }
         var mid: MID?
         do {
-            mid = try item.resolvedMID()
+            let resolved = try item.resolvedMID()
+            // The MID's first two letters are the goods' country of origin (19 CFR 102 Appendix
+            // para. 2); a catalog MID naming another country would be filed wrong, so the line waits
+            // for a corrected record like any other catalog gap.
+            if let origin, let mismatch = item.midOriginMismatch(resolved, origin: origin) {
+                gaps.append(
+                    OrderGap(
+                        code: "mid-origin-mismatch", detail: mismatch,
+                        fix:
+                            "publish the SKU on catalog.v1 with an MID that starts with its country of origin, or without an MID so that it is built from the manufacturer",
+                        sku: item.sku, line: line, waitsOn: waits))
+            } else {
+                mid = resolved
+            }
         } catch let error as DomainError {
             gaps.append(
                 OrderGap(

@@ -19,7 +19,11 @@ import Foundation
 ///    skipped ("7 12th Street" → 7); nothing when there is no number (carriers' MID instructions);
 /// 4. the first three letters of the city;
 ///
-/// at most 15 characters, no spaces. Example: Amalgamated Plastics Corp., 11455 Main Street
+/// at most 15 characters, no spaces. Letters with diacritics are transliterated, never dropped
+/// (Mérida → MER, Peñoles → PEN, Zürich → ZUR): the code is letters A–Z and digits, and the
+/// Appendix builds it from the name's letters, so "Ñandú" is NAN and not AND (DOMAIN.md, MID; the
+/// same folding as the consignee's normalization). A Mexican postal code written on the street
+/// line ("C.P. 22014") is not part of the street address and is left out of the number. Example: Amalgamated Plastics Corp., 11455 Main Street
 /// Suite 9999, Hong Kong → `HKAMAPLA1145HON`.
 public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
     /// The code.
@@ -33,7 +37,8 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         public var street: String
         /// The city.
         public var city: String
-        /// The country (of origin of the goods / of the manufacturer).
+        /// The ISO code of the goods' country of origin (19 CFR 102 Appendix para. 2: "the actual
+        /// country of origin of the goods"), not necessarily the manufacturer's address country.
         public var country: String
         /// The Canadian province (postal abbreviation, name or MID code); required for Canada.
         public var province: String?
@@ -75,6 +80,8 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         func fail(_ why: String) -> DomainError {
             DomainError(.invalidMID, "cannot build an MID for \"\(manufacturer.name)\": \(why)")
         }
+        // Appendix para. 2: the first two characters are "the ISO code for the actual country of
+        // origin of the goods" — the caller passes the origin here, not the manufacturer's address.
         let country = try CountryCode(manufacturer.country)
         var prefix = country.rawValue
         if country.rawValue == "CA" {
@@ -88,12 +95,25 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         guard !words.isEmpty else { throw fail("the name has no letters") }
         let name = words.prefix(2).map { String($0.prefix(3)) }.joined()
         let number = Self.largestNumber(in: manufacturer.street).map { String($0.prefix(4)) } ?? ""
-        let city = String(manufacturer.city.uppercased().filter { $0.isASCII && $0.isLetter }.prefix(3))
+        let city = String(Self.folded(manufacturer.city).filter { $0.isASCII && $0.isLetter }.prefix(3))
         guard !city.isEmpty else { throw fail("the city has no letters") }
         rawValue = prefix + name + number + city
     }
 
     public var description: String { rawValue }
+
+    /// Upper case with diacritics folded (É → E, Ñ → N, Ü → U, ß → SS) and the letters Unicode
+    /// does not decompose transliterated (Ø → O, Æ → AE, Ł → L), as `Normalizer.words` folds a
+    /// consignee; anything still outside A–Z (a CJK name, say) is left for the caller to drop.
+    static func folded(_ text: String) -> String {
+        let transliterations: [Character: String] = [
+            "Ø": "O", "Æ": "AE", "Œ": "OE", "Ł": "L", "Đ": "D", "Ð": "D", "Þ": "TH", "Ħ": "H", "Ŧ": "T",
+        ]
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.uppercased() }
+        let upper = text.uppercased().folding(options: .diacriticInsensitive, locale: nil)
+        guard !upper.utf8.allSatisfy({ $0 < 0x80 }) else { return upper }
+        return upper.map { transliterations[$0] ?? String($0) }.joined()
+    }
 
     /// Canadian provinces and territories: postal abbreviation → MID code.
     static let provinceCodes: [String: String] = [
@@ -106,6 +126,8 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         "NEWFOUNDLAND": "NL", "NEWFOUNDLAND AND LABRADOR": "NL", "NORTHWEST TERRITORIES": "NT",
         "NOVA SCOTIA": "NS", "NUNAVUT": "NU", "ONTARIO": "ON", "PRINCE EDWARD ISLAND": "PE", "QUEBEC": "QC",
         "QUÉBEC": "QC", "SASKATCHEWAN": "SK", "YUKON": "YT",
+        // PQ, Quebec's abbreviation before Canada Post's QC, still appears on old address files.
+        "PQ": "QC",
     ]
 
     /// The MID code of a province given as abbreviation (ON), name (Ontario) or MID code (XO).
@@ -121,7 +143,7 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         let ignored: Set<String> = ["A", "AN", "AND", "OF", "THE"]
         // Apostrophes vanish (MEN'S → MENS) and hyphens join (RAWLES-ADEN → RAWLESADEN); any
         // other character but a letter or digit separates words.
-        let cleaned = name.uppercased().filter { $0 != "'" && $0 != "’" && $0 != "-" }
+        let cleaned = folded(name).filter { $0 != "'" && $0 != "’" && $0 != "-" }
         let tokens = cleaned.split { !($0.isASCII && ($0.isLetter || $0.isNumber)) }.map(String.init)
         // Adjacent single letters are initials and make one word: A.B.C. → ABC.
         var words: [String] = []
@@ -144,7 +166,7 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
     static func largestNumber(in street: String) -> String? {
         var numbers: [String] = []
         var current = ""
-        let characters = Array(street.uppercased())
+        let characters = Array(withoutPostalCode(street).uppercased())
         var index = 0
         func finish(at end: Int) {
             defer { current = "" }
@@ -174,5 +196,14 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension MID {
+    /// The street line without a Mexican postal code ("C.P. 22014", "CP 22014", "Código Postal
+    /// 22014"): Mexican addresses often carry it on the street line, and as the largest number it
+    /// would otherwise become the MID's number ("Blvd. Agua Caliente 10535, Col. Aviación,
+    /// C.P. 22014" → 1053, not 2201). The Appendix takes the number from the street address; a
+    /// postal code is not one (regulatory review, finding C4).
+    static func withoutPostalCode(_ street: String) -> String {
+        street.replacing(#/(?i)(\bC\.?\s?P\.?|C[OÓ]DIGO\s+POSTAL)\s*:?\s*\d{5}\b/#, with: " ")
+    }
+
     var codingText: String { rawValue }
 }

@@ -115,8 +115,10 @@ public struct HTSReference: Sendable {
 
 /// A PGA (partner government agency) flag on an HTS number, e.g. `FD2`.
 ///
-/// Odd-numbered flags mean the agency's data *may be* required — a disclaim code (A–D) can answer
-/// them; even-numbered flags mean it *is* required (CBP ACE PGA flags).
+/// Whether the agency's data is required, or only *may be* required so that a disclaim code (A–D)
+/// can answer the flag, is looked up per flag in `PGAFlag.meanings` — data, not the digit's parity:
+/// most odd flags may be disclaimed and most even ones may not, but FW3 is always required (CBP's
+/// FWS implementation guide, Aug 2017). A flag not in the table is treated as required.
 public struct PGAFlag: StringCodable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public let code: String
 
@@ -135,8 +137,82 @@ public struct PGAFlag: StringCodable, Hashable, Sendable, Comparable, CustomStri
 
     /// The agency code, e.g. `FD`.
     public var agencyCode: String { String(code.prefix(2)) }
-    /// `true` for an even-numbered flag: the agency's data is required.
-    public var isRequired: Bool { Int(String(code.last!))! % 2 == 0 }
+    /// `true` when the agency's data is required and no disclaim code can answer the flag: from
+    /// the flag's row in `meanings`, and `true` for a flag not in it (the safe reading — a filer
+    /// who sends the data for a flag that did not need it loses nothing).
+    public var isRequired: Bool { Self.meanings[code]?.requirement != .mayBeRequired }
+    /// `true` when a disclaim code (A–D) may answer the flag instead of the agency's data.
+    public var isDisclaimable: Bool { !isRequired }
+    /// What the flag means, from `meanings`; nil for a flag Clearway does not know.
+    public var meaning: Meaning? { Self.meanings[code] }
+
+    /// What a flag asks the filer for.
+    public enum Requirement: String, Hashable, Sendable {
+        /// The agency's data must be sent; no disclaim code answers the flag.
+        case required
+        /// The data may be required: the filer sends it, or a disclaim code saying the good is
+        /// not regulated by the agency.
+        case mayBeRequired
+    }
+
+    /// One flag's row: what it asks for, what it covers, and where that is written.
+    public struct Meaning: Hashable, Sendable {
+        /// Required, or may be required (disclaimable).
+        public var requirement: Requirement
+        /// The agency's program the flag stands for.
+        public var program: String
+        /// Where the flag's meaning is written.
+        public var source: String
+    }
+
+    /// The per-flag table (DOMAIN.md, PGA flags). Sources: CBP's "ACE Agency Tariff Code" list of
+    /// HTS flags (R = required, M = may be required; all disclaim codes allowed unless an agency's
+    /// implementation guide says otherwise), the agencies' CATAIR implementation guides, and for
+    /// FWS the implementation guide of August 2017, which keeps two flags: FW1 "likely to contain"
+    /// wildlife (may be disclaimed) and FW3, goods that *always* require an FWS declaration
+    /// (Form 3-177; the guide's disclaim codes for a declaration already filed with FWS on paper or
+    /// in eDecs are not modelled). FW2 is kept as required (DOMAIN.md). TB1 and TB3 take a disclaim
+    /// code (CSMS 17-000248). AMS (AM*), NMFS (NM*) and other TTB flags are not listed: their
+    /// per-flag meaning is unconfirmed here, so they read as required.
+    public static let meanings: [String: Meaning] = {
+        let tariffCodes = "CBP ACE Agency Tariff Code list (HTS flags, R/M)"
+        func row(_ requirement: Requirement, _ program: String, _ source: String = tariffCodes) -> Meaning {
+            Meaning(requirement: requirement, program: program, source: source)
+        }
+        let fws = "CBP/FWS ACE implementation guide, Aug 2017"
+        let ttb = "CSMS 17-000248 (TTB ACE filing guidelines v7.5); ACE Agency Tariff Codes (10-17)"
+        return [
+            "AL1": row(.mayBeRequired, "APHIS Lacey Act plant declaration"),
+            "AL2": row(.required, "APHIS Lacey Act plant declaration"),
+            "AQ1": row(.mayBeRequired, "APHIS plant and animal health"),
+            "AQ2": row(.required, "APHIS plant and animal health"),
+            "DT1": row(.mayBeRequired, "NHTSA motor vehicles and equipment (HS-7)"),
+            "DT2": row(.required, "NHTSA motor vehicles and equipment (HS-7)"),
+            "EP1": row(.mayBeRequired, "EPA ozone-depleting substances"),
+            "EP2": row(.required, "EPA ozone-depleting substances"),
+            "EP3": row(.mayBeRequired, "EPA vehicles and engines"),
+            "EP4": row(.required, "EPA vehicles and engines"),
+            "EP5": row(.mayBeRequired, "EPA pesticides"),
+            "EP6": row(.required, "EPA pesticides"),
+            "EP7": row(.mayBeRequired, "EPA toxic substances (TSCA)"),
+            "EP8": row(.required, "EPA toxic substances (TSCA)"),
+            "FD1": row(.mayBeRequired, "FDA"),
+            "FD2": row(.required, "FDA"),
+            "FD3": row(.mayBeRequired, "FDA prior notice (food)"),
+            "FD4": row(.required, "FDA prior notice (food)"),
+            "FS3": row(.mayBeRequired, "FSIS meat, poultry and egg products"),
+            "FS4": row(.required, "FSIS meat, poultry and egg products"),
+            "FW1": row(.mayBeRequired, "FWS: likely to contain wildlife; may be disclaimed", fws),
+            "FW2": row(.required, "FWS declaration", "DOMAIN.md (FW2 required)"),
+            "FW3": row(.required, "FWS: always requires a declaration (Form 3-177); cannot be disclaimed", fws),
+            // TTB: CSMS 17-000248 (2017-04-28, read through a copy) — "for a small set of TB1 flags,
+            // disclaim codes A and C are allowed; otherwise, only C" (C: TTB data met by other
+            // approved means); the Agency Tariff Codes list (10-17), as quoted by an ABI library,
+            // allows A or C on TB3. Which code a flag takes is not modelled here.
+            "TB1": row(.mayBeRequired, "TTB alcohol and tobacco (disclaim code C; A for some)", ttb),
+            "TB3": row(.mayBeRequired, "TTB alcohol and tobacco (disclaim code A or C)", ttb),
+        ]
+    }()
 
     /// The agency's name, where known.
     public var agency: String {

@@ -48,7 +48,8 @@ public struct ScreenedOrder: Codable, Hashable, Sendable {
     public struct Flag: Codable, Hashable, Sendable {
         public var flag: String
         public var agency: String
-        /// Even-numbered flags: the agency's data is required; odd: it may be.
+        /// The agency's data is required (no disclaim code answers the flag), per the flag's row in
+        /// `PGAFlag.meanings` — not the digit's parity (FW3 is odd and always required).
         public var dataRequired: Bool
         public var disclaimer: String?
         public var excludesDeMinimis: Bool

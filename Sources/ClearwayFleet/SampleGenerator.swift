@@ -197,10 +197,16 @@ public struct SampleGenerator: Sendable {
         add(
             .metals, 6, prefix: "MTL", hts: ["7208.10.1500", "7601.10.6000"], origin: ["MX", "CA"], price: 40...300,
             describe: { ["Hot-rolled steel, pickled", "Unwrought aluminium"][$0 % 2] },
+            // The MID's country is the goods' origin (19 CFR 102 Appendix para. 2): the Canadian
+            // aluminium comes from a Quebec smelter, the Mexican steel from Monterrey.
             maker: {
-                .init(
-                    name: "Aceros y Metales del Norte SA", street: "Av Industrial \(200 + $0)", city: "Monterrey",
-                    country: "MX")
+                $0 % 2 == 0
+                    ? .init(
+                        name: "Aceros y Metales del Norte SA", street: "Av Industrial \(200 + $0)", city: "Monterrey",
+                        country: "MX")
+                    : .init(
+                        name: "Alumineries du Saguenay Inc", street: "\(1950 + $0) Boulevard Mellon", city: "Saguenay",
+                        country: "CA", province: "QC")
             },
             // An illustrative AD/CVD case number (not a real order): the router must send it formal.
             adcvd: { $0 == 0 ? "A-201-999" : nil })

@@ -36,6 +36,84 @@ struct CatalogAuditTests {
         #expect(audit.blockingCount == 2)
     }
 
+    /// Regulatory review A8: the MID's country is the goods' country of origin (19 CFR 102 Appendix
+    /// para. 2), not the manufacturer's address.
+    @Test func theBuiltMIDStartsWithTheCountryOfOrigin() throws {
+        let item = CatalogItem(
+            sku: "TEE-HK", hts: "6109.10.0012", originCountry: "CN",
+            manufacturer: .init(
+                name: "Guangzhou Baiyun Garments Ltd", street: "88 Baiyun Road", city: "Guangzhou", country: "HK"))
+        #expect(try item.resolvedMID().rawValue == "CNGUABAI88GUA")
+        let audit = try CatalogAudit(items: [item], screener: .shipped(), timeline: .shipped(), day: Day("2026-11-25"))
+        #expect(audit.findings[0].mid == "CNGUABAI88GUA")
+        #expect(audit.findings[0].blocking.isEmpty)
+    }
+
+    /// Regulatory review A8: a catalog MID naming another country than the origin blocks the SKU in
+    /// the audit, and the enricher parks its order lines with a gap a person can act on.
+    @Test func aCatalogMIDOfAnotherCountryThanTheOriginIsBlocking() throws {
+        let item = CatalogItem(sku: "TEE-MX", hts: "6109.10.0012", originCountry: "MX", mid: "CNGUABAI123GUA")
+        let audit = try CatalogAudit(items: [item], screener: .shipped(), timeline: .shipped(), day: Day("2026-11-25"))
+        #expect(audit.blockingCount == 1)
+        #expect(audit.findings[0].blocking.contains { $0.contains("wrong MID country") && $0.contains("MX") })
+
+        let secret = try ConsigneeKeySecret(text: "a-test-secret-of-16+-bytes")
+        let references = EnrichmentReferences(
+            catalogItem: { $0 == item.sku ? CatalogEntry(item) : nil }, rates: { _, _ in [] },
+            warehouses: try WarehouseDirectory.shipped(), secret: secret)
+        let order = OrderEvent(
+            orderId: "T-1", type: .placed, version: 1, currency: "USD", shipDate: "2026-11-20", warehouse: "TIJ1",
+            consignee: Consignee(
+                name: "Ana Diaz", line1: "500 Harbor Dr", city: "San Diego", region: "CA", postalCode: "92101",
+                country: "US"),
+            lines: [.init(sku: item.sku, quantity: 1, unitPrice: "10.00")])
+        guard case .gaps(let gaps) = Enrichment.enrich(order, references: references) else {
+            Issue.record("an order with a wrong-country MID was enriched")
+            return
+        }
+        let gap = try #require(gaps.first { $0.code == "mid-origin-mismatch" })
+        #expect(gap.detail.contains("CNGUABAI123GUA") && gap.detail.contains("102 Appendix"))
+        #expect(gap.waitsOn == "catalog:TEE-MX")
+        #expect(gap.line == 1)
+        // A Canadian origin takes a province code.
+        let canadian = CatalogItem(sku: "C", originCountry: "CA", mid: "XOMAPAPP250TOR")
+        #expect(canadian.midOriginMismatch(try canadian.resolvedMID(), origin: try CountryCode("CA")) == nil)
+    }
+
+    /// Regulatory review A5: FW3 always requires the FWS declaration; a disclaimer cannot answer it,
+    /// so the audit rejects the disclaimer and blocks the SKU, and under Section 321 the line stays
+    /// off the de minimis lane.
+    @Test func anFW3FlagIsRequiredAndItsDisclaimerRejected() throws {
+        let item = CatalogItem(
+            sku: "BELT-CROC", hts: "4203.30.0000", originCountry: "MX", mid: "MXPIEFIN12LEO", pgaFlags: ["FW3"],
+            pgaDisclaimers: ["FW3": "A"])
+        var screener = try Screener.shipped()
+        screener.htsReference = nil
+        let day = try Day("2024-06-01")
+        let audit = try CatalogAudit(items: [item], screener: screener, timeline: .shipped(), day: day)
+        let finding = audit.findings[0]
+        #expect(finding.exposure.contains { $0.contains("PGA FW3") && $0.contains("data required") })
+        #expect(finding.exposure.contains { $0.contains("disclaimer A rejected") })
+        #expect(!finding.exposure.contains { $0.contains("may be required") || $0.contains("disclaimed A") })
+        #expect(finding.blocking.contains { $0.contains("FW3 cannot be disclaimed") })
+
+        let flag = try PGAFlag("FW3")
+        #expect(flag.isRequired && !flag.isDisclaimable)
+        #expect(try PGAFlag("FW1").isDisclaimable)
+        #expect(try PGAFlag("FW2").isRequired)
+        #expect(try PGAFlag("TB1").isDisclaimable)  // CSMS 17-000248: disclaim code C
+        // Not in the table: read as required.
+        #expect(try PGAFlag("ZZ1").isRequired && PGAFlag("ZZ1").meaning == nil)
+        let screening = screener.screen(
+            [
+                ScreeningLine(
+                    sku: item.sku, hts: try HTSCode("4203.30.0000"), origin: try CountryCode("MX"), skuFlags: [flag],
+                    disclaimers: [flag: .a])
+            ], on: day, policy: try PolicyTimeline.shipped().policy(on: day))
+        #expect(!screening.isDeMinimisEligible)
+        #expect(screening.lines[0].flags[0].isRequired && screening.lines[0].flags[0].disclaimer == nil)
+    }
+
     @Test func aJSONCatalogLoadsToo() throws {
         let json = #"[{"sku":"A","hts":"6109.10.0012","originCountry":"MX","mid":"MXTEXDEL4521TIJ"}]"#
         let items = try CatalogItem.loadCatalog(Data(json.utf8))

@@ -54,6 +54,44 @@ struct MIDTests {
         #expect(throws: DomainError.self) { try mid("Boreal Goods", "9 Main St", "Whitehorse", "CA") }
     }
 
+    /// The Appendix's initials examples (regulatory review, "What checks out").
+    @Test func initialsAfterAWordStayTogether() throws {
+        #expect(try mid("Dr. S.A. Smith", "14 Bank Street", "Dublin", "IE") == "IEDRSA14DUB")
+        #expect(try mid("Shavings B L Inc.", "14 Bank Street", "Dublin", "IE") == "IESHABL14DUB")
+    }
+
+    /// Regulatory review A7: letters with diacritics are transliterated, never dropped (DOMAIN.md, MID).
+    @Test func accentedLettersAreTransliteratedNotDropped() throws {
+        #expect(try mid("Fábrica de Muebles Hernández", "Av. Reforma 222", "Mérida", "MX") == "MXFABDE222MER")
+        #expect(try mid("Industrias Peñoles", "Blvd. Laguna 3200 Ote.", "Torreón", "MX") == "MXINDPEN3200TOR")
+        // Dropping Ñ left "AND", which was then skipped as the English word.
+        #expect(try mid("Maquiladora Ñandú", "Calle Hidalgo 1234", "León", "MX") == "MXMAQNAN1234LEO")
+        #expect(
+            try mid("Boreal Goods", "1200 Rue Sainte-Catherine", "Québec", "CA", province: "QC") == "XQBORGOO1200QUE")
+        #expect(try mid("Müller Textil AG", "Bahnhofstrasse 5", "Zürich", "CH") == "CHMULTEX5ZUR")
+        #expect(try mid("Têxtil Paulista Ltda", "Rua Augusta 1500", "São Paulo", "BR") == "BRTEXPAU1500SAO")
+        // Letters Unicode does not decompose are transliterated too.
+        #expect(try mid("Øresund Straße GmbH", "Hauptstraße 12", "Köln", "DE") == "DEORESTR12KOL")
+    }
+
+    /// Regulatory review C4: a Mexican postal code on the street line is not the street number.
+    @Test func aMexicanPostalCodeIsNotTheStreetNumber() throws {
+        #expect(
+            try mid("Textiles del Norte S.A.", "Blvd. Agua Caliente 10535, Col. Aviación, C.P. 22014", "Tijuana", "MX")
+                == "MXTEXDEL1053TIJ")
+        #expect(
+            try mid("Textiles del Norte S.A.", "Av. Industrial 4521 CP 22444", "Tijuana", "MX") == "MXTEXDEL4521TIJ")
+        #expect(
+            try mid("Textiles del Norte S.A.", "Av. Industrial 4521, Código Postal 22444", "Tijuana", "MX")
+                == "MXTEXDEL4521TIJ")
+    }
+
+    /// Regulatory review C4: PQ, Quebec's old abbreviation, is Quebec.
+    @Test func theOldQuebecAbbreviationIsQuebec() throws {
+        #expect(try mid("Boreal Goods", "9 Main St", "Montreal", "CA", province: "PQ") == "XQBORGOO9MON")
+        #expect(try mid("Boreal Goods", "9 Main St", "Montreal", "CA", province: "P.Q.") == "XQBORGOO9MON")
+    }
+
     @Test func givenMIDsAreValidated() throws {
         #expect(try MID("HKAMAPLA1145HON").rawValue == "HKAMAPLA1145HON")
         #expect(try MID("xoMapApp250Tor").rawValue == "XOMAPAPP250TOR")
