@@ -55,7 +55,7 @@ public struct LineScreening: Hashable, Sendable {
     public struct FlagFinding: Hashable, Sendable {
         public var flag: PGAFlag
         public var agency: String
-        /// The agency's data is required (even flag), not merely possibly required.
+        /// The agency's data is required (`PGAFlag.meanings`), not merely possibly required.
         public var isRequired: Bool
         /// The disclaim code answering a "may be required" flag.
         public var disclaimer: DisclaimCode?
