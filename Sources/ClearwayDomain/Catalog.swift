@@ -288,14 +288,34 @@ public struct CatalogAudit: Sendable {
                         )
                     }
                 }
-                if ["CN", "HK"].contains(origin.rawValue) {
-                    exposure.append("\(origin) origin: no de minimis from 2025-05-02 (EO 14256)")
+                // The policy in force on the day says whether the origin is excluded (review C2:
+                // not a line printed for every date).
+                if policy.hasDeMinimis, policy.excludedOrigins.contains(origin) {
+                    exposure.append("\(origin) origin: no de minimis under \(policy.id) (from \(policy.effectiveFrom))")
                 }
                 for entry in line.section301 {
                     exposure.append("Section 301 list \(entry.list ?? "?") \(entry.rate ?? "")")
                 }
                 for entry in line.section232 { exposure.append("Section 232 \(entry.list ?? "") \(entry.rate ?? "")") }
-                if let adcvd = item.adcvdCase { exposure.append("AD/CVD case \(adcvd)") }
+                if let limit = policy.chapter99FormalAboveUSD, line.isChapter99 {
+                    exposure.append(
+                        "Chapter 99 article: formal entry when such articles on an entry pass $\(limit.plainText()) (19 CFR 143.21(a))"
+                    )
+                }
+                if let adcvd = item.adcvdCase {
+                    exposure.append("AD/CVD case \(adcvd): entry type 03 whatever the value (CBP Form 7501, block 2)")
+                }
+                if line.isQuota {
+                    exposure.append("quota merchandise: entry type 12 (informal) or 02 (CBP Form 7501, block 2)")
+                }
+                if policy.ircTaxedPrefixes.contains(where: { hts.hasPrefix($0) }) {
+                    exposure.append("taxed under the Internal Revenue Code (26 U.S.C. ch. 51-52): never de minimis")
+                }
+                if let chapter = Int(hts.description.prefix(2)), (50...63).contains(chapter) {
+                    // Section XI (chapters 50-63): textiles need the MID on formal and informal
+                    // entries alike (19 CFR 102.23; the 2011 final rule extending it).
+                    exposure.append("textile (Section XI): the MID is required on formal and informal entries")
+                }
             }
             return Finding(
                 sku: item.sku, hts: hts?.description ?? item.hts, origin: origin?.rawValue ?? item.originCountry,

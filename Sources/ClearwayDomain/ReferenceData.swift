@@ -298,7 +298,7 @@ public struct PGAFlagTable: Sendable, Codable {
 ///
 /// File format (JSON): `{"action": "section301", "source": "…", "entries": [{"hts": "6109.10.00",
 /// "list": "4A", "rate": "7.5%", "effectiveFrom": "2020-02-14", "effectiveUntil": null,
-/// "citation": "85 FR 3741"}]}`. Section 301 lists name 8-digit subheadings; Section 232 lists
+/// "citation": "85 FR 3741", "origins": null, "exceptOrigins": ["MX"]}]}`. Section 301 lists name 8-digit subheadings; Section 232 lists
 /// name headings, subheadings or full numbers. A number is covered when a listed number starts it.
 public struct TariffActionList: Sendable, Codable {
     public struct Entry: Hashable, Sendable, Codable {
@@ -308,16 +308,28 @@ public struct TariffActionList: Sendable, Codable {
         public var effectiveFrom: Day
         public var effectiveUntil: Day?
         public var citation: String?
+        /// When given, the entry covers goods of these origins only (ISO codes).
+        public var origins: [String]?
+        /// Origins the entry does not cover (an exemption, e.g. Mexico and Canada from Section
+        /// 232 from 2019-05-20 to 2025-03-11).
+        public var exceptOrigins: [String]?
         var period: EffectivePeriod { EffectivePeriod(effectiveFrom: effectiveFrom, effectiveUntil: effectiveUntil) }
+
+        /// Whether it covers goods of `origin` (every origin when nil).
+        func covers(_ origin: CountryCode?) -> Bool {
+            guard let origin else { return origins == nil }
+            if let origins, !origins.contains(origin.rawValue) { return false }
+            return !(exceptOrigins ?? []).contains(origin.rawValue)
+        }
     }
 
     public var action: String
     public var source: String
     public var entries: [Entry]
 
-    /// The entries covering a number on a day.
-    public func matches(_ code: HTSCode, on day: Day) -> [Entry] {
-        entries.filter { code.hasPrefix($0.hts) && $0.period.contains(day) }
+    /// The entries covering a number of an origin (any, when nil) on a day.
+    public func matches(_ code: HTSCode, origin: CountryCode? = nil, on day: Day) -> [Entry] {
+        entries.filter { code.hasPrefix($0.hts) && $0.period.contains(day) && $0.covers(origin) }
     }
 
     /// Reads a list.

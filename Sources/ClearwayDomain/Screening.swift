@@ -196,7 +196,7 @@ public struct Screener: Sendable {
                 LineScreening(
                     sku: line.sku, hts: line.hts, origin: line.origin, flags: findings, deMinimisExclusions: exclusions,
                     section301: line.origin.rawValue == "CN" ? section301.matches(line.hts, on: day) : [],
-                    section232: section232.matches(line.hts, on: day), requiresFormalEntry: formal,
+                    section232: section232.matches(line.hts, origin: line.origin, on: day), requiresFormalEntry: formal,
                     isQuota: quota != nil, unknownHTS: unknown)
             )
         }

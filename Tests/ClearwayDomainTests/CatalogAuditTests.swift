@@ -23,7 +23,8 @@ struct CatalogAuditTests {
         #expect(bySKU["TEE-WHT-M"]!.blocking.isEmpty)
         #expect(bySKU["TEE-WHT-M"]!.mid == "MXTEXDEL4521TIJ")
         #expect(bySKU["TEE-BLK-L"]!.exposure.contains { $0.contains("Section 301 list 4A") })
-        #expect(bySKU["TEE-BLK-L"]!.exposure.contains { $0.contains("EO 14256") })
+        #expect(bySKU["TEE-BLK-L"]!.exposure.contains { $0.contains("no de minimis under us-2025-05-02") })
+        #expect(bySKU["TEE-BLK-L"]!.exposure.contains { $0.contains("textile (Section XI)") })
         #expect(bySKU["SCARF-01"]!.blocking.contains { $0.contains("missing HTS") })
         let mug = bySKU["MUG-01"]!
         #expect(mug.blocking.contains { $0.contains("missing origin") })
@@ -34,6 +35,22 @@ struct CatalogAuditTests {
         #expect(bySKU["SERUM-30"]!.exposure.contains { $0.contains("disclaimed A") })
         #expect(bySKU["STEEL-COIL"]!.exposure.contains { $0.contains("Section 232") })
         #expect(audit.blockingCount == 2)
+    }
+
+    /// Review C2: the origin exclusion comes from the policy in force on the day (not a line for
+    /// every date), and entry types 03 and the Chapter 99 rule are named where they apply.
+    @Test func theAuditStatesTheRulesInForceOnItsDay() throws {
+        let items = try CatalogItem.loadCatalog(Data(contentsOf: fixture))
+        func findings(_ day: String) throws -> [String: CatalogAudit.Finding] {
+            let audit = try CatalogAudit(items: items, screener: .shipped(), timeline: .shipped(), day: Day(day))
+            return Dictionary(uniqueKeysWithValues: audit.findings.map { ($0.sku, $0) })
+        }
+        for day in ["2019-06-01", "2026-11-25"] {
+            #expect(try !findings(day)["TEE-BLK-L"]!.exposure.contains { $0.contains("no de minimis under") }, "\(day)")
+        }
+        let before = try findings("2024-06-01")["TEE-BLK-L"]!
+        #expect(before.exposure.contains { $0.contains("Chapter 99 article") })
+        #expect(try !findings("2026-11-25")["TEE-BLK-L"]!.exposure.contains { $0.contains("Chapter 99 article") })
     }
 
     /// Regulatory review A8: the MID's country is the goods' country of origin (19 CFR 102 Appendix

@@ -57,6 +57,22 @@ struct ScreeningTests {
         #expect(screening.lines[0].section232.map(\.rate) == ["25%"])
     }
 
+    /// Review B5: Section 232 has a country dimension: Mexico and Canada were exempt from
+    /// 2019-05-20 to 2025-03-11; the United Kingdom stayed at 25% from 2025-06-04.
+    @Test func section232FollowsTheCountryExemptions() throws {
+        func rates(_ origin: String, _ day: String) throws -> [String?] {
+            let day = try Day(day)
+            return screener.screen([try line("7208.10.1500", origin)], on: day, policy: try timeline.policy(on: day))
+                .lines[0].section232.map(\.rate)
+        }
+        #expect(try rates("MX", "2019-06-01").isEmpty)
+        #expect(try rates("CA", "2024-06-01").isEmpty)
+        #expect(try rates("CN", "2019-06-01") == ["25%"])
+        #expect(try rates("MX", "2025-03-12") == ["25%"])
+        #expect(try rates("MX", "2026-11-25") == ["50%"])
+        #expect(try rates("GB", "2026-11-25") == ["25%"])
+    }
+
     @Test func alcoholIsTaxedUnderTheIRCAndNeverDeMinimis() throws {
         let day = try Day("2025-03-01")
         let screening = screener.screen(
