@@ -202,7 +202,8 @@ public func aggregate(
             ])
     }
 
-    guard policy.hasDeMinimis, let threshold = policy.deMinimisThresholdUSD else {
+    let carvedOut = !policy.hasDeMinimis && request.deMinimisEligible ? policy.deMinimisCarveOut?.thresholdUSD : nil
+    guard policy.hasDeMinimis || carvedOut != nil, let threshold = policy.deMinimisThresholdUSD ?? carvedOut else {
         return informalOrFormal(
             reason("no-de-minimis", policy.sources.first ?? policy.id, "no de minimis under \(policy.title)"))
     }

@@ -184,6 +184,18 @@ public struct ExchangeRates: Sendable {
         }
     }
 
+    /// The currencies 19 CFR 159.34(a) has a quarterly rate certified for, by the countries it
+    /// lists: Australia, Brazil, Canada, Denmark, Hong Kong, India, Iran, Japan, Malaysia, Mexico,
+    /// New Zealand, Norway, the People's Republic of China, the Philippines, South Africa,
+    /// Singapore, Sri Lanka, Sweden, Switzerland, Thailand, the United Kingdom and Venezuela. The
+    /// list also names Austria, Belgium, Finland, France, Germany, Ireland, Italy, the
+    /// Netherlands, Portugal and Spain, whose currencies the euro replaced; whether CBP certifies
+    /// a quarterly euro rate in their place is unconfirmed, so the euro takes the daily rate.
+    public static let quarterlyCertified: Set<String> = [
+        "AUD", "BRL", "CAD", "DKK", "HKD", "INR", "IRR", "JPY", "MYR", "MXN", "NZD", "NOK", "CNY", "PHP", "ZAR",
+        "SGD", "LKR", "SEK", "CHF", "THB", "GBP", "VES", "VEF",
+    ]
+
     /// Converts a foreign value to USD at the rate for the date of exportation.
     ///
     /// 19 CFR 159.32: the rate is that of the date of exportation. 19 CFR 159.34: for a currency
@@ -196,7 +208,18 @@ public struct ExchangeRates: Sendable {
             return Conversion(usd: value.rounded(), rate: 1, basis: .none, reason: "value already in USD")
         }
         let dailyRate = daily[value.currency]?[date]
-        if let quarterlyRate = quarterly[value.currency]?[date.quarterStart] {
+        let certifiedQuarterly = Self.quarterlyCertified.contains(value.currency.rawValue)
+        if certifiedQuarterly, quarterly[value.currency]?[date.quarterStart] == nil {
+            // A currency 159.34(a) lists takes its quarterly rate: a missing one is a gap, never
+            // a fall back to the daily rate (review A11).
+            throw DomainError(
+                .missingRate,
+                "no \(value.currency) quarterly rate for the quarter of \(date), the date of exportation (19 CFR 159.34(a) certifies one for \(value.currency)); publish it on the fx-rates topic"
+            )
+        }
+        // A currency 159.34(a) does not list takes the daily rate (159.32), whatever quarterly
+        // rate may be loaded for it.
+        if certifiedQuarterly, let quarterlyRate = quarterly[value.currency]?[date.quarterStart] {
             if let dailyRate {
                 let variance = abs(dailyRate - quarterlyRate) / quarterlyRate
                 if variance >= Decimal(string: "0.05")! {

@@ -82,6 +82,10 @@ public struct Policy: Hashable, Sendable, Codable {
     /// Exceptions to one entry per consignee per conveyance (19 CFR 141.51) this policy lets
     /// Clearway use, each citing 19 CFR 141.52; none by default.
     public var separateEntryExceptions: [String]?
+    /// Goods that keep de minimis under a policy without it (review A13): the informational
+    /// materials of 50 U.S.C. 1702(b), which the EO-based suspension left eligible (CSMS
+    /// 66065494: de minimis barred for "all goods not identified in 50 U.S.C. 1702(b)").
+    public var deMinimisCarveOut: CarveOut?
     /// Where each number and date comes from.
     public var sources: [String]
     /// Anything else a reader should know.
@@ -89,6 +93,21 @@ public struct Policy: Hashable, Sendable, Codable {
 
     /// Whether de minimis exists under this policy.
     public var hasDeMinimis: Bool { regime == .section321 && deMinimisThresholdUSD != nil }
+
+    /// Goods that keep de minimis where the policy otherwise has none.
+    public struct CarveOut: Hashable, Sendable, Codable {
+        /// HTS prefixes of the goods.
+        public var htsPrefixes: [String]
+        /// Their per-consignee, per-day threshold in USD.
+        public var thresholdUSD: Decimal
+        /// Where it comes from.
+        public var citation: String
+
+        /// Whether every one of these HTS numbers is carved out.
+        public func covers(_ numbers: [HTSCode]) -> Bool {
+            !numbers.isEmpty && numbers.allSatisfy { hts in htsPrefixes.contains { hts.hasPrefix($0) } }
+        }
+    }
 
     /// The day total per person a structuring signal compares an address's consignees against:
     /// the de minimis threshold, or without de minimis the informal-entry ceiling.

@@ -110,7 +110,8 @@ extension ScreenedOrder {
         guard policy.id != self.policy.id else { return self }
         var reasons: [String] = []
         let lines = order.lines ?? []
-        if !policy.hasDeMinimis {
+        let numbers = lines.compactMap { try? HTSCode($0.hts) }
+        if !policy.hasDeMinimis, !(policy.deMinimisCarveOut?.covers(numbers) ?? false) {
             reasons.append("no de minimis under \(policy.title)")
         }
         for (index, line) in lines.enumerated() where policy.hasDeMinimis {

@@ -224,7 +224,16 @@ public struct Screener: Sendable {
                     "quota merchandise: Type 12 (informal quota) within $\(policy.informalEntryCeilingUSD.plainText()), Type 02 above"
                 ))
         }
-        if !policy.hasDeMinimis {
+        if !policy.hasDeMinimis, required == nil, !quota, let carveOut = policy.deMinimisCarveOut,
+            carveOut.covers(results.map(\.hts))
+        {
+            allowed.insert(.t86, at: 0)
+            reasons.append(
+                reason(
+                    "de-minimis.carve-out", carveOut.citation,
+                    "every line is informational material (50 U.S.C. 1702(b)), which kept de minimis under \(policy.title): Type 86 within $\(carveOut.thresholdUSD.plainText()) a day"
+                ))
+        } else if !policy.hasDeMinimis {
             reasons.append(
                 reason(
                     "no-de-minimis", policy.sources.first ?? policy.id,

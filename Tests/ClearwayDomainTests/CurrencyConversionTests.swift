@@ -72,6 +72,24 @@ struct CurrencyConversionTests {
         }
     }
 
+    /// Review A11: a currency 19 CFR 159.34(a) lists without its quarterly rate is a gap, not the
+    /// daily rate; a currency it does not list takes the daily rate even with a quarterly one loaded.
+    @Test func theQuarterlyRateFollowsThe15934aList() throws {
+        let day = try Day("2026-11-20")
+        let mxnDailyOnly = ExchangeRates([ExchangeRate(currency: mxn, date: day, usdPerUnit: 0.05, kind: .daily)])
+        #expect {
+            try mxnDailyOnly.toUSD(Money(parsing: "100", currency: mxn), exportedOn: day)
+        } throws: { error in
+            (error as? DomainError)?.code == .missingRate && "\(error)".contains("159.34(a)")
+        }
+        let eurBoth = ExchangeRates([
+            ExchangeRate(currency: eur, date: try Day("2026-10-01"), usdPerUnit: 1.05, kind: .quarterly),
+            ExchangeRate(currency: eur, date: day, usdPerUnit: 1.08, kind: .daily),
+        ])
+        let conversion = try eurBoth.toUSD(Money(parsing: "100", currency: eur), exportedOn: day)
+        #expect(conversion.basis == .daily && conversion.rate == 1.08)
+    }
+
     @Test func aQuarterlyRateOnlyCoversItsQuarter() throws {
         let table = try rates(quarterly: "0.05", daily: nil)
         #expect(throws: DomainError.self) {

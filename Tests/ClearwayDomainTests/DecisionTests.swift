@@ -215,6 +215,28 @@ struct AggregationTests {
         #expect(EntryType.nonDeMinimis(adcvd: true, quota: true, formal: true) == .t07)
     }
 
+    /// Review A13: under the EO-based suspension informational materials (50 U.S.C. 1702(b)) kept
+    /// de minimis (CSMS 66065494); the codified policy, whose carve-out is unconfirmed, has none.
+    @Test func informationalMaterialsKeptDeMinimisUnderTheExecutiveOrders() throws {
+        let screener = try Screener.shipped()
+        func decide(_ day: String) throws -> AggregationDecision {
+            let day = try Day(day)
+            let policy = try timeline.policy(on: day)
+            let screening = screener.screen(
+                [ScreeningLine(sku: "BOOK", hts: try HTSCode("4901.99.0070"), origin: try CountryCode("GB"))], on: day,
+                policy: policy)
+            let request = AggregationRequest(
+                orderId: "o1", valueUSD: 30, deMinimisEligible: screening.isDeMinimisEligible)
+            return aggregate(request, into: DayWindow(consigneeKey: "c1", day: day), policy: policy)
+        }
+        #expect(try decide("2025-10-01").entryType == .t86)
+        #expect(try decide("2026-07-01").entryType == .t11)
+        let tee = try Screener.shipped().screen(
+            [ScreeningLine(sku: "TEE", hts: try HTSCode("6109.10.0012"), origin: try CountryCode("MX"))],
+            on: try Day("2025-10-01"), policy: try timeline.policy(on: Day("2025-10-01")))
+        #expect(!tee.isDeMinimisEligible)
+    }
+
     /// Review A3: before CBP suspended 19 CFR 143.21(a)'s Chapter 99 clause (2025-04-30),
     /// articles classified in Chapter 99 subchapters III/IV over $250 took formal entry.
     @Test func chapter99ArticlesOver250TookFormalEntryUntilTheClauseWasSuspended() throws {

@@ -89,7 +89,7 @@ struct EnrichmentTests {
                     OrderGap(
                         code: "missing-fx-rate",
                         detail:
-                            "no MXN rate for 2026-11-21, the date of exportation (19 CFR 159.32); publish the certified daily or quarterly rate on the fx-rates topic",
+                            "no MXN quarterly rate for the quarter of 2026-11-21, the date of exportation (19 CFR 159.34(a) certifies one for MXN); publish it on the fx-rates topic",
                         fix:
                             "publish the certified MXN rate for 2026-11-21 (daily) or its quarter (quarterly) on fx-rates.v1",
                         waitsOn: "fx:MXN")

@@ -148,7 +148,7 @@ struct EnricherTests {
         try await deployment.publish("catalog.v1", [("SKU-FIX", catalogJSON("SKU-FIX", hts: "6109.10.0040"))])
         try await deployment.publish(
             "fx-rates.v1",
-            [("CAD@2026-11-20", #"{"currency":"CAD","date":"2026-11-20","usdPerUnit":"0.7150","kind":"daily"}"#)])
+            [("CAD@2026-Q4", #"{"currency":"CAD","date":"2026-10-01","usdPerUnit":"0.7150","kind":"quarterly"}"#)])
         try await watch.wait("O-2 and O-7 re-driven", limit: .seconds(30)) { seen in
             enriched("O-2", seen).count == 1 && enriched("O-7", seen).count == 1
         }
