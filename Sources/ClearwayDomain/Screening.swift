@@ -135,6 +135,12 @@ public struct Screener: Sendable {
         func reason(_ rule: String, _ citation: String, _ text: String) -> Reason {
             Reason(rule: rule, citation: citation, policyVersion: version, text: text)
         }
+        // Review B2: the e-commerce FAQ does not exclude PGA goods as such. Before the Type 86 test
+        // a manifest release carried no PGA data; from it, only fee-collecting programs keep a
+        // line off Type 86 (CBP's Type 86 FAQ; 84 FR 40079).
+        let pgaCitation =
+            policy.sources.contains { $0.contains("84 FR 40079") }
+            ? "CBP Type 86 FAQ (fee collection); 84 FR 40079" : "19 CFR 10.151; manifest release carries no PGA data"
         var results: [LineScreening] = []
         for line in lines {
             var exclusions: [Reason] = []
@@ -153,7 +159,7 @@ public struct Screener: Sendable {
                 if excludes {
                     exclusions.append(
                         reason(
-                            "s321.pga-excluded", "CBP e-commerce FAQ",
+                            "s321.pga-excluded", pgaCitation,
                             flag.isRequired
                                 ? "\(line.sku): \(flag) — \(flag.agency) data is required, so the line cannot enter under de minimis"
                                 : "\(line.sku): \(flag) — \(flag.agency) data may be required and no disclaim code answers it"

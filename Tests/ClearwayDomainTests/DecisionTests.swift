@@ -19,16 +19,31 @@ struct ScreeningTests {
             adcvdCase: adcvd)
     }
 
-    @Test func foodWithRequiredFDADataLeavesTheDeMinimisLane() throws {
-        let day = try Day("2025-03-01")
+    /// Before the Type 86 test (2019-09-28) a manifest release carried no PGA data.
+    @Test func foodWithRequiredFDADataLeftTheManifestReleaseLane() throws {
+        let day = try Day("2018-06-01")
         let screening = screener.screen([try line("0901.21.0020", "MX")], on: day, policy: try timeline.policy(on: day))
         #expect(!screening.isDeMinimisEligible)
         #expect(screening.allowedLanes == [.t11, .t01])
         #expect(screening.reasons.contains { $0.rule == "s321.pga-excluded" && $0.text.contains("FD4") })
     }
 
+    /// Review A4: from the Type 86 test (84 FR 40079, from 2019-09-28) PGA goods may take Type 86
+    /// with the agencies' data, unless fees are collected (APHIS, Fish and Wildlife here).
+    @Test func pgaGoodsMayTakeType86UnlessFeesAreCollected() throws {
+        let day = try Day("2024-06-01")
+        let policy = try timeline.policy(on: day)
+        let coffee = screener.screen([try line("0901.21.0020", "MX")], on: day, policy: policy)
+        #expect(coffee.isDeMinimisEligible)
+        let request = AggregationRequest(orderId: "o1", valueUSD: 30, deMinimisEligible: coffee.isDeMinimisEligible)
+        #expect(aggregate(request, into: DayWindow(consigneeKey: "c", day: day), policy: policy).entryType == .t86)
+        let plants = screener.screen([try line("0602.90.6000", "MX", flags: ["AQ1"])], on: day, policy: policy)
+        #expect(!plants.isDeMinimisEligible)
+        #expect(plants.reasons.contains { $0.rule == "s321.pga-excluded" && $0.text.contains("AQ1") })
+    }
+
     @Test func aMayBeRequiredFlagWithADisclaimerStays() throws {
-        let day = try Day("2025-03-01")
+        let day = try Day("2018-06-01")
         let policy = try timeline.policy(on: day)
         let undisclaimed = screener.screen([try line("3304.99.5000", "MX")], on: day, policy: policy)
         #expect(!undisclaimed.isDeMinimisEligible)
@@ -81,7 +96,7 @@ struct ScreeningTests {
     }
 
     @Test func skuFlagsOverrideTheTableAndUnknownNumbersAreReported() throws {
-        let day = try Day("2025-03-01")
+        let day = try Day("2018-06-01")
         let policy = try timeline.policy(on: day)
         let flaggedBySKU = screener.screen([try line("6109.10.0012", "MX", flags: ["FD2"])], on: day, policy: policy)
         #expect(!flaggedBySKU.isDeMinimisEligible)

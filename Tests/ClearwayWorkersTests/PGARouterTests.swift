@@ -72,7 +72,9 @@ extension WorkerDeployment {
 
 @Suite(.enabled(if: Broker.isAvailable, "needs CLEARWAY_BOOTSTRAP_SERVERS (scripts/test starts a broker)"))
 struct PGARouterTests {
-    let coffee = TestLine(sku: "COFFEE", hts: "0901.21.0020")  // FD4: FDA prior notice data required
+    // Flagged by its SKU for APHIS (agricultural fees: off Type 86 even with the agency's data,
+    // CBP's Type 86 FAQ); an FDA flag alone no longer keeps goods off Type 86 from 2019-09-28.
+    let coffee = TestLine(sku: "COFFEE", hts: "0901.21.0020", flags: ["AQ2"])
     let tee = TestLine(sku: "TEE", hts: "6109.10.0012")
 
     func lanes(_ shipment: [String: Any]?) -> [String] { shipment?["allowedLanes"] as? [String] ?? [] }
@@ -118,7 +120,7 @@ struct PGARouterTests {
         for watch in watches { await watch.stop() }
 
         let routed = shipments(watches[0].seen.withLock { $0 }, prefix: whole.prefix)
-        // FDA data required → off the de minimis lane; a disclaimed "may be required" flag stays on it.
+        // A fee-collecting agency's flag → off the de minimis lane; a disclaimed FDA flag stays on it.
         #expect(lanes(routed["FOOD"]) == ["T11", "T01"])
         #expect(lanes(routed["COSMETIC"]) == ["T86", "T11", "T01"])
         let cosmeticFlags =
@@ -173,9 +175,9 @@ struct PGARouterTests {
 
         try await deployment.publishEnriched((0..<50).map { ("A\($0)", enrichedJSON("A\($0)", lines: [tee])) })
         try await watch.wait("the first half", limit: .seconds(60)) { $0.records.count >= 50 }
-        // The PGA table now flags chapter 61 as FDA-required (for the test); the router reloads it.
+        // The PGA table now flags chapter 61 for APHIS (for the test); the router reloads it.
         let flagged =
-            #"{"source": "test", "entries": [{"htsPrefix": "6109", "flags": ["FD2"], "effectiveFrom": "2016-01-01", "effectiveUntil": null}]}"#
+            #"{"source": "test", "entries": [{"htsPrefix": "6109", "flags": ["AQ2"], "effectiveFrom": "2016-01-01", "effectiveUntil": null}]}"#
         try Data(flagged.utf8).write(to: URL(fileURLWithPath: flagsFile))
         try await within(.seconds(10), "the reload") {
             while references.reloadCount < 1 { try await Task.sleep(for: .milliseconds(50)) }
