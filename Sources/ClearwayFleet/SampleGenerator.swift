@@ -399,7 +399,7 @@ struct OrderBuilder {
                 if random.chance(0.3) { plan.append(random.int(0...days.count - 1)) }
             }
             // Half the same-day repeat buyers spend a few hundred dollars an order: two or three
-            // of those pass $800 in a day (the de minimis overflow, or a consolidated T11).
+            // of those pass $800 in a day (the de minimis overflow, or an entry of several shipments).
             let bigSpender = profile >= 0.80 && random.chance(0.5)
             for (position, day) in plan.enumerated() {
                 var writer = person
