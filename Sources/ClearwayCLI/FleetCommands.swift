@@ -107,7 +107,7 @@ struct ReportCommand: AsyncParsableCommand {
         discussion: """
             Reads orders.v1 and every outcome topic of each --prefix (read_committed, from the \
             beginning) and prints, per deployment: orders per entry type, held and released, \
-            consolidations, cancellations, exceptions by reason, dead letters and alerts. With \
+            entries of several shipments, cancellations, exceptions by reason, dead letters and alerts. With \
             --wait it first shows progress until every order has an outcome and the topics are quiet.
             Example: clearway report --prefix demo.current. --prefix demo.whatif. --wait 120
             """)

@@ -4,7 +4,7 @@ import ClearwayRuntime
 extension Topics {
     /// `shipments.cleared.v1`: the daily rule's decision on each shipment — released on an entry
     /// type (T86 / T11 / T01), held to a later day, cancelled or rerouted — with the day's total,
-    /// the consolidation group, the regime and the reasons.
+    /// the regime and the reasons.
     ///
     /// - Value: ``ClearedShipment``; schema `schemas/shipments.cleared.v1.schema.json`.
     /// - Key: `consigneeKey`. Partitions: 6.
