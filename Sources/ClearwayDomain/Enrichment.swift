@@ -37,7 +37,10 @@ public struct OrderEvent: Codable, Hashable, Sendable {
     /// Grows with every change of the order; a later version replaces an earlier one.
     public var version: Int
     public var currency: String?
-    /// The date of exportation, `YYYY-MM-DD`.
+    /// When the parcel ships from the warehouse: a calendar date, `YYYY-MM-DD`, which is the
+    /// date at the warehouse (never a UTC date: an OMS sending UTC dates would move a 23:30
+    /// Pacific shipment to the next day), or an RFC 3339 timestamp with its UTC offset
+    /// (`2026-11-20T23:30:00-08:00`), which is read as the date in the port's time zone.
     public var shipDate: String?
     public var warehouse: String?
     public var carrier: String?
@@ -94,10 +97,15 @@ public struct OrderEvent: Codable, Hashable, Sendable {
                 .invalidOrder,
                 "order \(order.orderId) (\(order.type.rawValue)) lacks \(missing.joined(separator: ", "))")
         }
-        do {
-            _ = try Day(order.shipDate!)
-        } catch let error as DomainError {
-            throw DomainError(.invalidOrder, "order \(order.orderId): shipDate: \(error.message)")
+        if ShipDate.instant(order.shipDate!) == nil {
+            do {
+                _ = try Day(order.shipDate!)
+            } catch let error as DomainError {
+                throw DomainError(
+                    .invalidOrder,
+                    "order \(order.orderId): shipDate: \(error.message); give the date at the warehouse (YYYY-MM-DD) or a timestamp with its UTC offset (2026-11-20T23:30:00-08:00)"
+                )
+            }
         }
         return order
     }
@@ -329,7 +337,6 @@ public enum Enrichment {
         }
 
         var route: (warehouse: Warehouse, port: Port)?
-        let shipDay = order.shipDate.flatMap { try? Day($0) }
         if let code = order.warehouse {
             if let warehouse = references.warehouses.warehouses[code],
                 let port = try? references.warehouses.ports.port(warehouse.port)
@@ -345,6 +352,13 @@ public enum Enrichment {
                             "add \(code) with its port of entry and transit days to the warehouses file (CLEARWAY_WAREHOUSES) and restart the enricher"
                     ))
             }
+        }
+        // A timestamp is read in the port's time zone (the warehouse is a truck ride from it);
+        // a date is the date at the warehouse already.
+        let shipDay = order.shipDate.flatMap { text in
+            ShipDate.instant(text).map { instant in
+                Day(instant, in: (try? route?.port.zone()) ?? TimeZone(identifier: "UTC")!)
+            } ?? (try? Day(text))
         }
 
         var currency: CurrencyCode?
@@ -599,5 +613,18 @@ public enum Enrichment {
                     sku: item.sku, line: line, waitsOn: waits))
         } catch {}
         return (gaps, hts, origin, mid)
+    }
+}
+
+/// A ship date given as a timestamp with its UTC offset (RFC 3339).
+enum ShipDate {
+    /// The instant, when `text` is a timestamp with an offset; nil for a plain date.
+    static func instant(_ text: String) -> Date? {
+        guard text.contains("T") else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 }

@@ -30,6 +30,19 @@ struct TopicSchemaTests {
 
     @Test func screenedOrdersCarryScreenedOrders() throws { try check(Topics.ordersScreened, samples.screened) }
 
+    /// A line under Section 232, whose list entries carry their origin terms (exemptions).
+    @Test func screenedOrdersCarryTariffActionsWithTheirOriginTerms() throws {
+        var steel = samples.screened
+        let day = try Day("2025-06-09")
+        let screening = try Screener.shipped().screen(
+            [ScreeningLine(sku: "COIL", hts: try HTSCode("7208.10.1500"), origin: try CountryCode("MX"))], on: day,
+            policy: try PolicyTimeline.shipped().policy(on: day))
+        let entries = screening.lines[0].section232
+        #expect(entries.first?.exceptOrigins == ["GB"])
+        steel.screening[0].section232 = entries
+        try check(Topics.ordersScreened, steel)
+    }
+
     @Test func clearedShipmentsCarryTheDailyRulesDecision() throws {
         try check(Topics.shipmentsCleared, samples.cleared)
     }

@@ -115,6 +115,31 @@ struct EnrichmentTests {
         #expect(enriched.fx?.rate == "0.72" && enriched.valueUSD == "72.00")
     }
 
+    /// Review, item 7: a ship timestamp with its UTC offset is read at the port, so an OMS's UTC
+    /// clock cannot move a 23:30 Pacific shipment to the next day; a plain date is the warehouse's.
+    @Test func aShipTimestampIsReadInThePortsTimeZone() throws {
+        let references = try references(catalog: [item("S")])
+        let late = order(
+            "USD", shipDate: "2026-11-21T07:30:00Z", warehouse: "TIJ1",
+            lines: [.init(sku: "S", quantity: 1, unitPrice: "10.00")])
+        guard case .enriched(let enriched) = Enrichment.enrich(late, references: references) else {
+            Issue.record("not enriched")
+            return
+        }
+        #expect(enriched.shipDate == "2026-11-20" && enriched.arrivalDay == "2026-11-20")
+        let offset = order(
+            "USD", shipDate: "2026-11-20T23:30:00-08:00", warehouse: "TIJ1",
+            lines: [.init(sku: "S", quantity: 1, unitPrice: "10.00")])
+        guard case .enriched(let same) = Enrichment.enrich(offset, references: references) else {
+            Issue.record("not enriched")
+            return
+        }
+        #expect(same.arrivalDay == "2026-11-20")
+        var noOffset = order("USD", shipDate: "2026-11-20T23:30", lines: [.init(sku: "S", quantity: 1, unitPrice: "1")])
+        noOffset.orderId = "T-2"
+        #expect(throws: DomainError.self) { try OrderEvent.decode(try JSONEncoder().encode(noOffset)) }
+    }
+
     @Test func anOrderMissingRequiredFieldsIsNamedPrecisely() {
         #expect {
             try OrderEvent.decode(Data(#"{"orderId":"A","type":"placed","version":1,"currency":"USD"}"#.utf8))
