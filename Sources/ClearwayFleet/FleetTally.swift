@@ -220,13 +220,22 @@ public struct FleetTally: Sendable {
         return outcomes.last
     }
 
-    /// Released shipments with neither a filing outcome nor a refusal to file yet.
-    public var unfiled: Int {
+    /// Released shipments not yet filed for good: neither refused, nor on an entry (as it stands
+    /// after amendments) whose last result is accepted, rejected or amended. A shipment whose
+    /// entry was cancelled by an amendment is unfiled until its new entry has its result.
+    public var unfiledShipments: [ClearedShipment] {
         let onEntry = entryOfShipment
-        return releasedShipments.values.filter {
-            filingOutcome(of: $0.shipmentId, onEntry: onEntry) == nil && filingRefusals[$0.orderId] == nil
-        }.count
+        return releasedShipments.values.filter { shipment in
+            guard filingRefusals[shipment.orderId] == nil else { return false }
+            guard let entry = onEntry[shipment.shipmentId],
+                let outcome = filingOutcome(of: shipment.shipmentId, onEntry: onEntry)
+            else { return true }
+            return outcome.entryId != entry.entryId || ![.accepted, .rejected, .amended].contains(outcome.event)
+        }
     }
+
+    /// How many released shipments are not yet filed for good (`unfiledShipments`).
+    public var unfiled: Int { unfiledShipments.count }
 
     /// Entry results per event, and rejections per condition code.
     public var resultsByEvent: [EntryResult.Event: Int] {
