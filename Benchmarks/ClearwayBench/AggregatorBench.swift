@@ -22,19 +22,13 @@ struct AggregatorBench: AsyncParsableCommand {
     @Option(help: "The aggregator executable.") var aggregator: String
 
     func run() async throws {
-        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
-        var logger = Logger(label: "clearway.bench")
-        logger.logLevel = .warning
-        let servers = bootstrapServers.split(separator: ",").map(String.init)
-        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
-        var configuration = WorkerConfiguration(worker: AggregatorHandler.name, httpPort: 0)
-        configuration.bootstrapServers = servers
-        configuration.topicPrefix = prefix
-        let definition = AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped())
-        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
-            definition.declaredTopics + [
-                TopicDeclaration("kcat.out", partitions: Topics.ordersScreened.partitions)
-            ])
+        let (bootstrapServers, kcat, servers, logger) = (
+            options.bootstrapServers, options.kcat, options.servers, benchLogger()
+        )
+        let prefix = try await createBenchTopics(
+            for: AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped()),
+            extra: [TopicDeclaration("kcat.out", partitions: Topics.ordersScreened.partitions)], servers: servers,
+            logger: logger)
         let input = prefix + "orders.screened.v1"
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
@@ -84,12 +78,9 @@ struct AggregatorBench: AsyncParsableCommand {
     /// offset 0, which the group has committed): the time from an aggregator's start on an empty
     /// state directory to its log line saying every partition is restored.
     private func measureRestore(servers: [String], producer: KafkaProducer, logger: Logger) async throws -> Double {
-        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
-        var configuration = WorkerConfiguration(worker: AggregatorHandler.name, httpPort: 0)
-        configuration.bootstrapServers = servers
-        configuration.topicPrefix = prefix
-        let definition = AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped())
-        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(definition.declaredTopics)
+        let prefix = try await createBenchTopics(
+            for: AggregatorHandler.definition(timeline: try .shipped(), ports: try .shipped()), servers: servers,
+            logger: logger)
         let partitions = Topics.ordersScreened.partitions
         let headers = [
             KafkaHeader(name: "clearway.input.offset", string: "0"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClearwayKafka
+import ClearwayRuntime
 import Foundation
 import Logging
 
@@ -199,4 +200,30 @@ func resultLine(_ name: String, _ measured: WorkerMeasurement, kcatRate: Double)
         + String(
             format: " %8.0f records/s  (%.2f of kcat)  peak RSS %.1f MiB  %.1f µs CPU per record", measured.rate,
             measured.rate / kcatRate, Double(measured.peakRSS) / 1_048_576, microseconds(measured.cpuPerRecord))
+}
+
+extension BenchOptions {
+    /// The bootstrap servers, one per element.
+    var servers: [String] { bootstrapServers.split(separator: ",").map(String.init) }
+}
+
+/// The benchmarks' logger: warnings and worse.
+func benchLogger() -> Logger {
+    var logger = Logger(label: "clearway.bench")
+    logger.logLevel = .warning
+    return logger
+}
+
+/// Creates a worker's topics, and `extra` ones (the kcat pipe's output), under a topic prefix of
+/// their own on the broker; returns the prefix.
+func createBenchTopics(
+    for definition: WorkerDefinition, extra: [TopicDeclaration] = [], servers: [String], logger: Logger
+) async throws -> String {
+    let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
+    var configuration = WorkerConfiguration(worker: definition.name, httpPort: 0)
+    configuration.bootstrapServers = servers
+    configuration.topicPrefix = prefix
+    _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
+        definition.declaredTopics + extra)
+    return prefix
 }

@@ -26,19 +26,14 @@ struct EnricherBench: AsyncParsableCommand {
     static let secret = "bench-secret-of-at-least-16-bytes"
 
     func run() async throws {
-        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
-        var logger = Logger(label: "clearway.bench")
-        logger.logLevel = .warning
-        let servers = bootstrapServers.split(separator: ",").map(String.init)
-        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
-        var configuration = WorkerConfiguration(worker: EnricherHandler.name, httpPort: 0)
-        configuration.bootstrapServers = servers
-        configuration.topicPrefix = prefix
-        let definition = EnricherHandler.definition(
-            warehouses: try WarehouseDirectory.shipped(), secret: try ConsigneeKeySecret(text: Self.secret))
-        let baselineOutput = TopicDeclaration("kcat.out", partitions: Topics.orders.partitions)
-        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
-            definition.declaredTopics + [baselineOutput])
+        let (bootstrapServers, kcat, servers, logger) = (
+            options.bootstrapServers, options.kcat, options.servers, benchLogger()
+        )
+        let prefix = try await createBenchTopics(
+            for: EnricherHandler.definition(
+                warehouses: try WarehouseDirectory.shipped(), secret: try ConsigneeKeySecret(text: Self.secret)),
+            extra: [TopicDeclaration("kcat.out", partitions: Topics.orders.partitions)], servers: servers,
+            logger: logger)
 
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)

@@ -20,18 +20,13 @@ struct ManifestBuilderBench: AsyncParsableCommand {
     @Option(help: "The manifest-builder executable.") var builder: String
 
     func run() async throws {
-        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
-        var logger = Logger(label: "clearway.bench")
-        logger.logLevel = .warning
-        let servers = bootstrapServers.split(separator: ",").map(String.init)
-        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
-        var configuration = WorkerConfiguration(worker: ManifestBuilderHandler.name, httpPort: 0)
-        configuration.bootstrapServers = servers
-        configuration.topicPrefix = prefix
-        let definition = try ManifestBuilderHandler.definition(environment: [:])
+        let (bootstrapServers, kcat, servers, logger) = (
+            options.bootstrapServers, options.kcat, options.servers, benchLogger()
+        )
         let input = Topics.releasedByConveyance
-        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
-            definition.declaredTopics + [TopicDeclaration("kcat.out", partitions: input.partitions)])
+        let prefix = try await createBenchTopics(
+            for: try ManifestBuilderHandler.definition(environment: [:]),
+            extra: [TopicDeclaration("kcat.out", partitions: input.partitions)], servers: servers, logger: logger)
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
         // Arrival days ahead, so manifests close on size (250 entries), as a busy border's do.

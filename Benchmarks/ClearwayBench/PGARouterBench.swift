@@ -25,20 +25,14 @@ struct PGARouterBench: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        let (bootstrapServers, kcat) = (options.bootstrapServers, options.kcat)
-        var logger = Logger(label: "clearway.bench")
-        logger.logLevel = .warning
-        let servers = bootstrapServers.split(separator: ",").map(String.init)
-        let prefix = "bench\(UUID().uuidString.prefix(6).lowercased())."
-        var configuration = WorkerConfiguration(worker: PGARouterHandler.name, httpPort: 0)
-        configuration.bootstrapServers = servers
-        configuration.topicPrefix = prefix
-        let definition = PGARouterHandler.definition(
-            references: try ScreeningReferences(sources: ScreeningSources(), logger: logger))
-        _ = try await TopicAdministration(configuration: configuration, logger: logger).apply(
-            definition.declaredTopics + [
-                TopicDeclaration("kcat.out", partitions: Topics.ordersEnriched.partitions)
-            ])
+        let (bootstrapServers, kcat, servers, logger) = (
+            options.bootstrapServers, options.kcat, options.servers, benchLogger()
+        )
+        let prefix = try await createBenchTopics(
+            for: PGARouterHandler.definition(
+                references: try ScreeningReferences(sources: ScreeningSources(), logger: logger)),
+            extra: [TopicDeclaration("kcat.out", partitions: Topics.ordersEnriched.partitions)], servers: servers,
+            logger: logger)
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
         var random = SplitMix(seed: 321)
