@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "structuring", targets: ["Structuring"]),
         .executable(name: "manifest-builder", targets: ["ManifestBuilder"]),
         .executable(name: "filer-sim", targets: ["FilerSim"]),
+        .executable(name: "erp-writeback", targets: ["ErpWriteback"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The one C entry point: librdkafka 2.8 as built by scripts/bootstrap (found via pkg-config).
@@ -95,6 +97,28 @@ let package = Package(
                 "ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The ERP adapters (NetSuite, Business Central, signed webhook) and their HTTP client:
+        // linked by the erp-writeback and the CLI only, no other worker.
+        .target(
+            name: "ClearwayERP",
+            dependencies: [
+                "ClearwayContract", "ClearwayDomain",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The ERP simulators `clearway erp-sim` serves: NetSuite, Business Central and a webhook
+        // receiver, with a ledger of side effects and fault injection.
+        .target(
+            name: "ClearwayERPSim",
+            dependencies: [
+                "ClearwayContract", "ClearwayDomain",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The fleet as a whole: the sample-data generator and the report read from the topics.
         .target(
             name: "ClearwayFleet",

@@ -78,6 +78,8 @@ public struct EntryResult: Codable, Hashable, Sendable {
     public var shipmentId: String
     public var version: Int
     public var manifestId: String
+    /// The manifest's master bill of lading (absent in records written before it was added).
+    public var masterBill: String?
     public var entryId: String
     public var entryType: EntryType
     public var filerCode: String
@@ -94,8 +96,9 @@ public struct EntryResult: Codable, Hashable, Sendable {
     public init(
         orderId: String, shipmentId: String, version: Int, manifestId: String, entryId: String,
         entryType: EntryType, filerCode: String, entryNumber: String?, event: Event, conditions: [Condition],
-        disposition: Status?, pga: Status?, erp: OrderEvent.ERPReference?, at: String
+        disposition: Status?, pga: Status?, erp: OrderEvent.ERPReference?, at: String, masterBill: String? = nil
     ) {
+        self.masterBill = masterBill
         self.orderId = orderId
         self.shipmentId = shipmentId
         self.version = version

@@ -45,13 +45,16 @@ public struct FilerSimHandler: RecordHandler {
         switch manifest.kind {
         case .manifest:
             var outputs: [OutputRecord] = []
-            for entry in manifest.entries { outputs += try filing.file(entry, manifestId: manifest.manifestId) }
+            for entry in manifest.entries { outputs += try filing.file(entry, manifestId: manifest.manifestId, masterBill: manifest.masterBill)
+            }
             return outputs
         case .amendment:
             guard let amendment = manifest.amendment else {
                 throw RecordRejected("schema-invalid", "an amendment of \(manifest.manifestId) without its amendment")
             }
-            return try filing.amend(amendment, replacement: manifest.entries.first, manifestId: manifest.manifestId)
+            return try filing.amend(
+                amendment, replacement: manifest.entries.first, manifestId: manifest.manifestId,
+                masterBill: manifest.masterBill)
         }
     }
 

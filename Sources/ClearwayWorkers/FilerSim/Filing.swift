@@ -7,6 +7,8 @@ import Foundation
 /// What the simulator remembers of an entry.
 struct SimulatedEntry: Codable {
     var manifestId: String
+    /// The manifest's master bill (absent in entries stored before it was kept).
+    var masterBill: String?
     var entry: ManifestEntry
     var entryNumber: String?
     /// `filed`, `exam`, `hold`, `pga-documents`, `released`, `rejected`, `cancelled`.
@@ -31,16 +33,19 @@ struct Filing {
 
     /// Files an entry: accepted with the next entry number, or rejected. `filing` tells a
     /// re-filing (a rejected entry's correction) apart in the results' ids.
-    mutating func file(_ entry: ManifestEntry, manifestId: String, filing: String = "") throws -> [OutputRecord] {
+    mutating func file(
+        _ entry: ManifestEntry, manifestId: String, masterBill: String?, filing: String = ""
+    ) throws -> [OutputRecord] {
         let key = "entry/\(entry.entryId)"
         if let stored = try load(key) {
             // The same entry again (a redelivery) changes nothing; other contents under its id
             // re-state it (see `restate`).
-            return try restate(stored, to: entry, manifestId: manifestId)
+            return try restate(stored, to: entry, manifestId: manifestId, masterBill: masterBill)
         }
         let conditions = customs.conditions(entry)
         var simulated = SimulatedEntry(
-            manifestId: manifestId, entry: entry, entryNumber: nil, stage: "rejected", amendments: [])
+            manifestId: manifestId, masterBill: masterBill, entry: entry, entryNumber: nil, stage: "rejected",
+            amendments: [])
         if conditions.contains(where: { $0.severity == .fatal }) {
             state.set(key, try encoder.encode(simulated))
             return try results(simulated, .rejected, conditions: conditions, seed: "rejected\(filing)")
@@ -70,18 +75,18 @@ struct Filing {
     }
 
     /// Applies an amendment to a filed entry: cancelled, or re-stated under its number.
-    mutating func amend(_ amendment: ManifestRecord.Amendment, replacement: ManifestEntry?, manifestId: String) throws
-        -> [OutputRecord]
-    {
+    mutating func amend(
+        _ amendment: ManifestRecord.Amendment, replacement: ManifestEntry?, manifestId: String, masterBill: String?
+    ) throws -> [OutputRecord] {
         let key = "entry/\(amendment.entryId)"
         guard var simulated = try load(key) else {
             // Never filed here (another filer's, or forgotten): file the replacement as new.
-            if let replacement { return try file(replacement, manifestId: manifestId) }
+            if let replacement { return try file(replacement, manifestId: manifestId, masterBill: masterBill) }
             return []
         }
         if simulated.amendments.contains(amendment.amendmentId) {
             guard let replacement else { return [] }
-            return try restate(simulated, to: replacement, manifestId: manifestId)
+            return try restate(simulated, to: replacement, manifestId: manifestId, masterBill: masterBill)
         }
         simulated.amendments.append(amendment.amendmentId)
         let seed = amendment.amendmentId
@@ -103,7 +108,7 @@ struct Filing {
             if simulated.entryNumber == nil {
                 // A rejected entry's correction is filed anew.
                 state.remove(key)
-                return outputs + (try file(replacement, manifestId: manifestId, filing: "/\(amendment.amendmentId)"))
+                return outputs + (try file(replacement, manifestId: manifestId, masterBill: masterBill, filing: "/\(amendment.amendmentId)"))
             }
             simulated.entry = replacement
             let conditions = customs.conditions(replacement).filter { $0.severity == .warning }
@@ -126,16 +131,16 @@ struct Filing {
     /// abort a fenced producer's open transaction showed the first build too — is re-stated to
     /// the later contents, as an amendment would (`<entryId>/R<n>`); the same contents again
     /// change nothing.
-    private mutating func restate(_ stored: SimulatedEntry, to entry: ManifestEntry, manifestId: String) throws
-        -> [OutputRecord]
-    {
+    private mutating func restate(
+        _ stored: SimulatedEntry, to entry: ManifestEntry, manifestId: String, masterBill: String?
+    ) throws -> [OutputRecord] {
         guard stored.entry != entry else { return [] }
         let removed = stored.entry.shipments.filter { !entry.shipmentIds.contains($0.shipmentId) }
         let added = entry.shipmentIds.filter { !stored.entry.shipmentIds.contains($0) }
         let restatement = ManifestRecord.Amendment(
             amendmentId: "\(entry.entryId)/R\(stored.amendments.count + 1)", action: .replace, entryId: entry.entryId,
             removedShipments: removed, addedShipments: added, reason: "the entry came again with other contents")
-        return try amend(restatement, replacement: entry, manifestId: manifestId)
+        return try amend(restatement, replacement: entry, manifestId: manifestId, masterBill: masterBill)
     }
 
     private func load(_ key: String) throws -> SimulatedEntry? {
@@ -251,7 +256,7 @@ struct Filing {
             manifestId: simulated.manifestId, entryId: simulated.entry.entryId, entryType: simulated.entry.entryType,
             filerCode: customs.filer.description, entryNumber: simulated.entryNumber, event: event,
             conditions: conditions, disposition: disposition, pga: pga, erp: shipment.erp,
-            at: ISO8601DateFormatter().string(from: handler.now()))
+            at: ISO8601DateFormatter().string(from: handler.now()), masterBill: simulated.masterBill)
         return OutputRecord(
             topic: Topics.entryResults.name, key: shipment.orderId, value: try encoder.encode(result),
             type: EntryResult.type, idSeed: "\(simulated.entry.entryId)/\(shipment.shipmentId)/\(seed)")
