@@ -91,6 +91,13 @@ let package = Package(
             name: "ManifestBuilder", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
         .executableTarget(
             name: "FilerSim", dependencies: ["ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator"]),
+        // The only worker that links the ERP adapters.
+        .executableTarget(
+            name: "ErpWriteback",
+            dependencies: [
+                "ClearwayWorkers", "ClearwayRuntime", "ClearwayAllocator", "ClearwayERP", "ClearwayContract",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "PGARouter",
             dependencies: [
@@ -132,6 +139,8 @@ let package = Package(
             name: "ClearwayCLI",
             dependencies: [
                 "ClearwayContract",
+                "ClearwayERP",
+                "ClearwayERPSim",
                 "ClearwayDomain",
                 "ClearwayFleet",
                 "ClearwayKafka",
@@ -185,6 +194,13 @@ let package = Package(
             dependencies: [
                 "ClearwayFleet", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain", "ClearwayRuntime",
                 "ClearwayKafka", "ClearwayTestSupport",
+            ]
+        ),
+        .testTarget(
+            name: "ClearwayERPTests",
+            dependencies: [
+                "ClearwayERP", "ClearwayERPSim", "ClearwayContract", "ClearwayDomain", "ClearwayTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(

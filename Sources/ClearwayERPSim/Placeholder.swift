@@ -1,0 +1,1 @@
+// Replaced by the simulator (issue #21).

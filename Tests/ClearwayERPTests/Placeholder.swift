@@ -1,0 +1,1 @@
+// Replaced by the ERP tests (issue #21).
