@@ -124,3 +124,37 @@ public final class PartitionState: @unchecked Sendable {
         pendingTimers = [:]
     }
 }
+
+/// The partition's outbox: entries committed with the input and then sent by the runtime's
+/// dispatcher (`WorkerDefinition.outbox`), one per key; a newer entry under a key replaces the
+/// older one. They are state entries under a reserved prefix, so they reach the changelog and a
+/// new owner of the partition like any other.
+extension PartitionState {
+    static let outboxPrefix = "~outbox/"
+
+    /// Puts (or replaces) the outbox entry under `key`.
+    public func enqueue(outbox key: String, _ payload: Data) { set(Self.outboxPrefix + key, payload) }
+
+    /// The outbox entry under `key`, if any.
+    public func outbox(_ key: String) throws -> Data? { try value(Self.outboxPrefix + key) }
+
+    /// Removes the outbox entry under `key` (done with).
+    public func removeFromOutbox(_ key: String) { remove(Self.outboxPrefix + key) }
+
+    /// This transaction's outbox changes (`nil`: removed), by entry key.
+    var outboxChanges: [(key: String, payload: Data?)] {
+        pending.compactMap { key, change in
+            guard key.hasPrefix(Self.outboxPrefix) else { return nil }
+            let name = String(key.dropFirst(Self.outboxPrefix.count))
+            if case .put(let value) = change { return (name, value) }
+            return (name, nil)
+        }
+    }
+
+    /// The committed outbox entries, from the store.
+    func committedOutbox() throws -> [(key: String, payload: Data)] {
+        try store.entries(withPrefix: Self.outboxPrefix).map {
+            (String($0.key.dropFirst(Self.outboxPrefix.count)), $0.value)
+        }
+    }
+}

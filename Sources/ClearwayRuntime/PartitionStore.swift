@@ -57,6 +57,16 @@ final class PartitionStore: Sendable {
         }
     }
 
+    /// The entries whose key starts with `prefix`, in key order.
+    func entries(withPrefix prefix: String) throws -> [(key: String, value: Data)] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT key, value FROM entry WHERE key >= ? AND key < ? ORDER BY key",
+                arguments: [prefix, prefix + "\u{10FFFF}"]
+            ).map { ($0["key"], $0["value"]) }
+        }
+    }
+
     /// Timers due at or before `now` (milliseconds since 1970), soonest first.
     func dueTimers(now: Int64, limit: Int = 500) throws -> [(key: String, due: Int64, payload: Data)] {
         try database.read { db in

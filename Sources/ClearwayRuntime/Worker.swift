@@ -98,12 +98,22 @@ public protocol RecordHandler: Sendable {
     /// back. Called once per assigned partition of a stateful worker, through the same
     /// transactional path as records; give outputs an `idSeed`. Default: nothing.
     func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws -> [OutputRecord]
+
+    /// An outbox entry (`PartitionState.enqueue(outbox:_:)`) was sent, refused or given up on
+    /// by the runtime's dispatcher (`WorkerDefinition.outbox`). Called in the transaction like a
+    /// record, with the entry's partition state: remove the entry if it still holds `payload`.
+    /// The same completion can come again after a rollback. Default: nothing.
+    func outboxCompleted(_ completion: OutboxCompletion, context: HandlerContext) async throws -> [OutputRecord]
 }
 
 extension RecordHandler {
     public func timerFired(key: String, payload: Data, context: HandlerContext) async throws -> [OutputRecord] { [] }
 
     public func tablesChanged(_ changes: [String: Set<String>]?, context: HandlerContext) async throws
+        -> [OutputRecord]
+    { [] }
+
+    public func outboxCompleted(_ completion: OutboxCompletion, context: HandlerContext) async throws
         -> [OutputRecord]
     { [] }
 }
@@ -148,13 +158,18 @@ public struct WorkerDefinition: Sendable {
     /// Compacted topics every instance keeps whole in local SQLite (`ReferenceTable`), loaded
     /// before the first record is handled.
     public var tables: [TopicDeclaration]
+    /// What sends the entries a stateful worker's handler puts in its partitions' outbox
+    /// (`PartitionState.enqueue(outbox:_:)`), off the poll loop; nil for a worker without one.
+    public var outbox: (any OutboxSender)?
 
     /// Defines a worker.
     public init(
         name: String, inputs: [TopicDeclaration], outputs: [TopicDeclaration], handler: any RecordHandler,
-        isStateful: Bool = false, tables: [TopicDeclaration] = []
+        isStateful: Bool = false, tables: [TopicDeclaration] = [], outbox: (any OutboxSender)? = nil
     ) {
         precondition(!isStateful || inputs.count == 1, "a stateful worker reads one input topic")
+        precondition(outbox == nil || isStateful, "an outbox is partition state: the worker must be stateful")
+        self.outbox = outbox
         self.name = name
         self.inputs = inputs
         self.outputs = outputs

@@ -63,6 +63,8 @@ public struct WorkerConfiguration: Sendable {
     public var sessionTimeout: Duration = .seconds(45)
     /// Transient-failure retries.
     public var retry = RetryPolicy()
+    /// How a worker with an outbox sends it (`CLEARWAY_OUTBOX_*`).
+    public var outbox = OutboxPolicy()
     /// `CLEARWAY_KAFKA_<PROPERTY>` (and `CLEARWAY_KAFKA_<PROPERTY>_FILE` for secrets read from a
     /// file): any librdkafka property, e.g. SASL and SSL settings.
     public var kafkaProperties: [String: String] = [:]
@@ -115,6 +117,16 @@ public struct WorkerConfiguration: Sendable {
         if let count = try integer("CLEARWAY_MAX_BATCH") { configuration.maximumBatch = max(1, count) }
         if let ms = try integer("CLEARWAY_SHUTDOWN_TIMEOUT_MS") { configuration.shutdownTimeout = .milliseconds(ms) }
         if let ms = try integer("CLEARWAY_SESSION_TIMEOUT_MS") { configuration.sessionTimeout = .milliseconds(ms) }
+        if let count = try integer("CLEARWAY_OUTBOX_LIMIT") { configuration.outbox.limit = max(1, count) }
+        if let count = try integer("CLEARWAY_OUTBOX_MAX_ATTEMPTS") {
+            configuration.outbox.maximumAttempts = max(1, count)
+        }
+        if let count = try integer("CLEARWAY_OUTBOX_CIRCUIT_FAILURES") {
+            configuration.outbox.circuitFailures = max(1, count)
+        }
+        if let ms = try integer("CLEARWAY_OUTBOX_BACKOFF_MS") {
+            configuration.outbox.initialBackoff = .milliseconds(ms)
+        }
         configuration.kafkaProperties = try kafkaPropertiesWithSecrets(environment)
         return configuration
     }

@@ -38,11 +38,11 @@ extension ProcessingLoop {
             try await stateManager.writeChangelog(to: producer, offsets: pending)
             try await producer.flush(timeout: configuration.shutdownTimeout)
             guard try await noDeliveryFailed() else { return }
-            try stateManager.apply(offsets: pending)
+            outboxCommitted(try stateManager.apply(offsets: pending))
             try consumer.store(offsets)
             try await consumer.commit()
         }
-        if committer.isTransactional { try stateManager.apply(offsets: pending) }
+        if committer.isTransactional { outboxCommitted(try stateManager.apply(offsets: pending)) }
         committer.committed(now: .now)
     }
 
@@ -155,8 +155,11 @@ extension ProcessingLoop {
         producer.dropHeld()
         retries.cancelAll()
         stateManager.discard()
-        // Table changes heard since the last commit were rolled back with it.
+        // Table changes heard since the last commit were rolled back with it, and so were
+        // outbox completions: the outbox starts again from the stores.
         tables.sweep(stateManager.states.keys)
+        try reloadOutbox(Array(stateManager.states.keys))
+        outboxPaused = []
         let assigned = try consumer.assignment()
         if producer.takeRefusal() {
             let positions = assigned.isEmpty ? [] : try consumer.positions(assigned)

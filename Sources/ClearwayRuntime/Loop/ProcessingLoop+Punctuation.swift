@@ -7,6 +7,8 @@ extension ProcessingLoop {
     func punctuate() async throws {
         try await fireDueTimers()
         try await deliverTableChanges()
+        try await deliverOutboxCompletions()
+        try holdBackOutboxPartitions()
     }
 
     /// Fires the timers that are due.
@@ -79,7 +81,7 @@ extension ProcessingLoop {
     /// failure that is not transient would fail again after every restart and stop the
     /// partition: it goes to the DLQ (with `key` and `value`) and no outputs are returned; a
     /// transient one returns `nil`, for the caller to try again later.
-    private func attempt(
+    func attempt(
         _ state: PartitionState, source: String, key: String, value: Data,
         _ body: () async throws -> [OutputRecord]
     ) async throws -> [OutputRecord]? {

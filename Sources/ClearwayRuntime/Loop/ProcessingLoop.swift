@@ -32,6 +32,10 @@ final class ProcessingLoop: @unchecked Sendable {
     let retries: RetryScheduler
     let stateManager: StateManager
     let tables: TableFollower
+    /// Sends the partitions' outbox entries, for a worker with an outbox.
+    let outbox: OutboxDispatcher?
+    /// Partitions paused because their outbox is over its limit.
+    @exclusivity(unchecked) var outboxPaused: Set<Int32> = []
     @exclusivity(unchecked) var committer: Committer
     /// After the broker refused an output for good: the records since the last commit, handled
     /// one per commit to find the one whose output it refuses.
@@ -64,6 +68,10 @@ final class ProcessingLoop: @unchecked Sendable {
             definition: definition, settings: settings, valueLimit: sizeLimit.bytes - RecordSizeLimit.reserve,
             health: health, logger: logger)
         tables = try TableFollower(declarations: definition.tables, settings: settings, logger: logger)
+        let (name, policy, logger) = (runtime.definition.name, runtime.configuration.outbox, runtime.logger)
+        outbox = runtime.definition.outbox.map {
+            OutboxDispatcher(sender: $0, policy: policy, worker: name, logger: logger)
+        }
         committer = Committer(
             delivery: configuration.delivery, isStateful: definition.isStateful,
             maximumBatch: configuration.maximumBatch, interval: configuration.commitInterval)
@@ -78,6 +86,7 @@ final class ProcessingLoop: @unchecked Sendable {
             try await tables.start()
         }
         try await producer.initTransactions()
+        outbox?.start()
         try consumer.subscribe(topics: definition.inputs.map { prefix + $0.name })
         logger.info(
             "worker started",
@@ -121,9 +130,11 @@ final class ProcessingLoop: @unchecked Sendable {
             try await consumer.close()
             stopping(.stoppingTables)
             await tables.stop()
+            outbox?.stop()
         } catch {
             logger.error("the processing loop failed", metadata: ["error": "\(error)"])
             await tables.stop()
+            outbox?.stop()
             // A loop that fails still stops its producer's thread before the error goes up.
             await producer.shutdown(timeout: .seconds(1))
             throw error
@@ -176,6 +187,7 @@ final class ProcessingLoop: @unchecked Sendable {
             if definition.isStateful {
                 try await stateManager.open(try await consumer.committed(partitions))
                 tables.sweep(partitions.map(\.partition))
+                try reloadOutbox(partitions.map(\.partition))
             }
             health.assigned(partitions)
         case .partitionsRevoked(let revocation):
@@ -190,6 +202,8 @@ final class ProcessingLoop: @unchecked Sendable {
                 retries.finished(partition)
                 stateManager.close(partition.partition)
                 tables.revoked(partition.partition)
+                outbox?.revoked(partition.partition)
+                outboxPaused.remove(partition.partition)
             }
             health.revoked(revocation.partitions)
             revocation.acknowledge()

@@ -98,17 +98,22 @@ final class StateManager {
     }
 
     /// After the commit: the changes go into the partitions' stores with the offsets they bring
-    /// them to.
-    func apply(offsets: [TopicPartition: Int64]) throws {
+    /// them to. Returns the outbox changes committed, by partition.
+    @discardableResult
+    func apply(offsets: [TopicPartition: Int64]) throws -> [Int32: [(key: String, payload: Data?)]] {
+        var outbox: [Int32: [(key: String, payload: Data?)]] = [:]
         for (partition, state) in states {
             guard state.hasChanges || offsets.keys.contains(where: { $0.partition == partition }) else { continue }
             if let offset = try position(of: partition, state, offsets: offsets) {
                 try state.store.apply(state.changes, inputOffset: offset)
+                let changes = state.outboxChanges
+                if !changes.isEmpty { outbox[partition] = changes }
                 state.applied()
             } else {
                 state.discard()
             }
         }
+        return outbox
     }
 
     /// The loop went back to the committed offsets: the changes since are dropped, and what is

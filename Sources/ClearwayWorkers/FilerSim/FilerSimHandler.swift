@@ -45,7 +45,8 @@ public struct FilerSimHandler: RecordHandler {
         switch manifest.kind {
         case .manifest:
             var outputs: [OutputRecord] = []
-            for entry in manifest.entries { outputs += try filing.file(entry, manifestId: manifest.manifestId, masterBill: manifest.masterBill)
+            for entry in manifest.entries {
+                outputs += try filing.file(entry, manifestId: manifest.manifestId, masterBill: manifest.masterBill)
             }
             return outputs
         case .amendment:

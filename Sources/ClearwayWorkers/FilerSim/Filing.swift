@@ -108,7 +108,10 @@ struct Filing {
             if simulated.entryNumber == nil {
                 // A rejected entry's correction is filed anew.
                 state.remove(key)
-                return outputs + (try file(replacement, manifestId: manifestId, masterBill: masterBill, filing: "/\(amendment.amendmentId)"))
+                return outputs
+                    + (try file(
+                        replacement, manifestId: manifestId, masterBill: masterBill, filing: "/\(amendment.amendmentId)"
+                    ))
             }
             simulated.entry = replacement
             let conditions = customs.conditions(replacement).filter { $0.severity == .warning }
