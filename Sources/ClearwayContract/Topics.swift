@@ -23,6 +23,8 @@ public enum Topics {
             compacted: true),
         TopicDeclaration(
             "\(WorkerName.filerSim.rawValue).changelog", partitions: manifests.partitions, compacted: true),
+        TopicDeclaration(
+            "\(WorkerName.erpWriteback.rawValue).changelog", partitions: entryResults.partitions, compacted: true),
     ]
 
     /// All of them: what `clearway topics apply` creates.

@@ -7,4 +7,5 @@ public enum WorkerName: String, CaseIterable, Sendable {
     case structuring
     case manifestBuilder = "manifest-builder"
     case filerSim = "filer-sim"
+    case erpWriteback = "erp-writeback"
 }

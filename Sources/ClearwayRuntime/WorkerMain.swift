@@ -28,7 +28,7 @@ public enum WorkerMain {
         name: String, defaultHTTPPort: Int,
         environment processEnvironment: [String: String] = ProcessInfo.processInfo.environment,
         arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-        define: ([String: String]) throws -> WorkerDefinition
+        define: ([String: String]) async throws -> WorkerDefinition
     ) async {
         let environment: [String: String]
         do {
@@ -44,7 +44,7 @@ public enum WorkerMain {
         }
         let logger = Logger(label: "clearway.\(name)")
         do {
-            let definition = try define(environment)
+            let definition = try await define(environment)
             let configuration = try WorkerConfiguration.fromEnvironment(
                 worker: definition.name, httpPort: defaultHTTPPort, environment: environment)
             let registry = PrometheusCollectorRegistry()

@@ -90,7 +90,21 @@ struct Samples {
                 entryId: entry.entryId, entryType: entry.entryType, filerCode: "CLW", entryNumber: "CLW-0000001-8",
                 event: .accepted,
                 conditions: [.init(code: "DESCRIPTION-VAGUE", severity: .warning, text: "may be too vague")],
-                disposition: nil, pga: nil, erp: order.erp, at: "2025-06-09T10:00:00Z")
+                disposition: nil, pga: nil, erp: order.erp, at: "2025-06-09T10:00:00Z", masterBill: manifest.masterBill)
+        }
+    }
+
+    var writeback: WritebackResult {
+        get throws {
+            var released = try entryResult
+            released.event = .released
+            released.disposition = .init(code: "1C", text: "released")
+            released.at = "2025-06-09T12:00:00Z"
+            var customs = OrderCustoms.fold([try entryResult, released])!
+            customs.revision = 2
+            return WritebackResult(
+                orderId: customs.orderId, erp: customs.erp, revision: 2, outcome: .applied, attempts: 3,
+                message: "customrecord_clw_customs 4411", customs: customs, at: "2025-06-09T12:00:01Z")
         }
     }
 

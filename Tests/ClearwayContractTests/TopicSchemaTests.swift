@@ -51,6 +51,8 @@ struct TopicSchemaTests {
 
     @Test func entryResultsCarryTheBrokersAnswers() throws { try check(Topics.entryResults, try samples.entryResult) }
 
+    @Test func erpWritebackCarriesWhatWasWrittenBack() throws { try check(Topics.erpWriteback, try samples.writeback) }
+
     @Test func exceptionsCarryExceptionRecords() throws { try check(Topics.exceptions, samples.exception) }
 
     @Test func alertsCarryStructuringAlerts() throws { try check(Topics.alerts, samples.alert) }
