@@ -16,6 +16,8 @@ struct WorkerDeployment {
     let definition: WorkerDefinition
     /// librdkafka properties of the worker's clients (`CLEARWAY_KAFKA_*`).
     var kafkaProperties: [String: String] = [:]
+    /// How a worker with an outbox sends it.
+    var outbox = OutboxPolicy()
 
     /// A deployment of its own, or (with `prefix`) another worker beside an existing one.
     init(_ definition: WorkerDefinition, prefix: String? = nil) {
@@ -42,6 +44,7 @@ struct WorkerDeployment {
         configuration.sessionTimeout = .seconds(6)
         configuration.instanceID = "test"
         configuration.kafkaProperties = kafkaProperties
+        configuration.outbox = outbox
         return configuration
     }
 
