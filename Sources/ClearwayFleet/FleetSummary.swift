@@ -77,6 +77,13 @@ public struct FleetSummary: Sendable {
         row("example entry number") { tally in
             tally.results.values.joined().first { $0.event == .accepted }?.entryNumber ?? "-"
         }
+        if tallies.contains(where: { !$0.writebacks.isEmpty }) {
+            let progress = tallies.map(\.writebackProgress)
+            let index = { (tally: FleetTally) in tallies.firstIndex { $0.prefix == tally.prefix }! }
+            row("orders written back to the ERP") { count(progress[index($0)].written) }
+            row("  pending") { count(progress[index($0)].pending) }
+            row("  failed (refused, gave up)") { count(progress[index($0)].failed) }
+        }
         return rows
     }
 

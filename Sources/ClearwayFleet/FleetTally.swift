@@ -54,6 +54,8 @@ public struct FleetTally: Sendable {
     private var filingIds: Set<String> = []
     /// Shipments the manifest-builder refused to file (`incomplete-entry`), by order.
     public private(set) var filingRefusals: [String: OrderException] = [:]
+    /// Write-backs: per order the last `erp-writeback.v1` record of its highest revision.
+    public private(set) var writebacks: [String: WritebackResult] = [:]
     /// Records on the outcome topics that were not valid JSON of their kind (should be none).
     public private(set) var unreadable: [String] = []
 
@@ -68,7 +70,7 @@ public struct FleetTally: Sendable {
     public var topics: [String] {
         [
             "orders.v1", "orders.enriched.v1", "orders.screened.v1", "shipments.cleared.v1", "orders.exceptions.v1",
-            "dlq.v1", "alerts.v1", "reroutes.v1", "manifests.v1", "entry-results.v1",
+            "dlq.v1", "alerts.v1", "reroutes.v1", "manifests.v1", "entry-results.v1", "erp-writeback.v1",
         ].map { prefix + $0 }
     }
 
@@ -138,6 +140,13 @@ public struct FleetTally: Sendable {
                 unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
             }
         case "reroutes.v1": reroutes += 1
+        case "erp-writeback.v1":
+            guard let written = try? Self.decoder.decode(WritebackResult.self, from: record.value) else {
+                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                return
+            }
+            if let held = writebacks[written.orderId], held.revision > written.revision { return }
+            writebacks[written.orderId] = written
         default: break
         }
     }
@@ -252,6 +261,30 @@ public struct FleetTally: Sendable {
         results.values.joined().reduce(into: [:]) { map, result in
             if let number = result.entryNumber { map[number, default: []].insert(result.entryId) }
         }
+    }
+
+    /// Entry results by order (an order split by its goods has several shipments).
+    public var resultsByOrder: [String: [EntryResult]] {
+        Dictionary(grouping: results.values.joined(), by: \.orderId)
+    }
+
+    /// Orders whose entry results' values are written back (the last write-back holds them and
+    /// the ERP took them), orders still waiting, and orders whose write-back failed (refused or
+    /// given up), among the orders with an entry result that names an ERP record.
+    public var writebackProgress: (written: Int, pending: Int, failed: Int) {
+        var progress = (written: 0, pending: 0, failed: 0)
+        for (order, results) in resultsByOrder {
+            guard let expected = OrderCustoms.fold(results) else { continue }
+            guard let written = writebacks[order], written.customs.values == expected.values else {
+                progress.pending += 1
+                continue
+            }
+            switch written.outcome {
+            case .applied, .alreadyApplied: progress.written += 1
+            case .refused, .gaveUp: progress.failed += 1
+            }
+        }
+        return progress
     }
 
     /// The policy versions the decisions named.

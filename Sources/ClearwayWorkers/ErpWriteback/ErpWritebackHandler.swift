@@ -153,7 +153,8 @@ public struct ErpWritebackHandler: RecordHandler {
         let exception = ExceptionRecord(
             orderId: result.orderId, version: result.version, stage: Self.name, status: "ignored",
             code: "NO-ERP-RECORD",
-            detail: "the order's entry results name no ERP record (erp.system, erp.recordId), so nothing is written back",
+            detail:
+                "the order's entry results name no ERP record (erp.system, erp.recordId), so nothing is written back",
             fix: "send the order on orders.v1 with its erp {system, recordId}", problems: [])
         return OutputRecord(
             topic: Topics.exceptions.name, key: result.orderId, value: try encoder.encode(exception),
@@ -175,7 +176,8 @@ public struct ErpWritebackHandler: RecordHandler {
     }
 
     private func deadLetter(_ customs: OrderCustoms, order: Order, message: String, attempts: Int) -> OutputRecord {
-        let text = "gave up writing revision \(customs.revision) to \(customs.erp.system) after \(attempts) attempts: \(message)"
+        let text =
+            "gave up writing revision \(customs.revision) to \(customs.erp.system) after \(attempts) attempts: \(message)"
         return OutputRecord(
             topic: Topics.dlq.name, key: customs.orderId, value: order.lastResult, type: EntryResult.type,
             headers: [
