@@ -80,9 +80,11 @@ public struct FleetSummary: Sendable {
         if tallies.contains(where: { !$0.writebacks.isEmpty }) {
             let progress = tallies.map(\.writebackProgress)
             let index = { (tally: FleetTally) in tallies.firstIndex { $0.prefix == tally.prefix }! }
-            row("orders written back to the ERP") { count(progress[index($0)].written) }
-            row("  pending") { count(progress[index($0)].pending) }
-            row("  failed (refused, gave up)") { count(progress[index($0)].failed) }
+            // A deployment without an erp-writeback (a what-if) shows none.
+            func cell(_ tally: FleetTally, _ value: Int) -> String { tally.writebacks.isEmpty ? "-" : count(value) }
+            row("orders written back to the ERP") { cell($0, progress[index($0)].written) }
+            row("  pending") { cell($0, progress[index($0)].pending) }
+            row("  failed (refused, gave up)") { cell($0, progress[index($0)].failed) }
         }
         return rows
     }

@@ -462,10 +462,19 @@ struct OrderBuilder {
             case "YYZ1", "YVR1": random.pick(["canada-post", "ups", "fedex"])
             default: random.pick(["estafeta", "dhl", "fedex", "ups"])
             }
+        // The Canadian warehouses' orders are sales orders in the Canadian subsidiary's Business
+        // Central (its records are keyed by their SystemId, a GUID); the rest are NetSuite's.
+        let erp: OrderEvent.ERPReference =
+            switch buyer.warehouse {
+            case "YYZ1", "YVR1":
+                .init(
+                    system: "business-central",
+                    recordId: String(format: "5a1e0000-0000-4000-8000-%012d", 400_000 + ordersMade))
+            default: .init(system: "netsuite", recordId: "SO\(400_000 + ordersMade)")
+            }
         return OrderEvent(
             orderId: orderID, type: .placed, version: 1, currency: buyer.currency, shipDate: day.description,
-            warehouse: buyer.warehouse, carrier: carrier, consignee: buyer.consignee, lines: lines,
-            erp: .init(system: "netsuite", recordId: "SO\(400_000 + ordersMade)"))
+            warehouse: buyer.warehouse, carrier: carrier, consignee: buyer.consignee, lines: lines, erp: erp)
     }
 
     mutating func pickProduct() -> SampleGenerator.Product {
