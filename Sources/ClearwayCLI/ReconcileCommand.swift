@@ -77,16 +77,22 @@ struct ReconcileCommand: AsyncParsableCommand {
             from == nil && to == nil ? nil : (from ?? "0000-00-00")...(to ?? "9999-99-99")
         let reconciliation = await Reconciliation.make(tally, days: days) { erp, orderId in
             guard let adapter = directory.adapter(for: erp.system) else {
-                return .failed("no adapter for erp.system '\(erp.system)'")
+                return .failed("no adapter for erp.system '\(erp.system)': set CLEARWAY_ERP_<SYSTEM>_ADAPTER (docs/erp.md)")
             }
-            do {
-                return .values(try await adapter.read(erp, orderId: orderId))
-            } catch let error as ERPError {
-                if case .cannotReadBack = error { return .notReadable }
-                return .failed("\(error)")
-            } catch {
-                return .failed("\(error)")
+            // An ERP that fails now and then (a 429, a 503) is read again, a few times, backing off.
+            var failure = ""
+            for attempt in 1...6 {
+                do {
+                    return .values(try await adapter.read(erp, orderId: orderId))
+                } catch let error as ERPError {
+                    if case .cannotReadBack = error { return .notReadable }
+                    failure = "\(error)"
+                } catch {
+                    failure = "\(error)"
+                }
+                try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
+            return .failed(failure)
         }
         switch format {
         case "csv": try write(reconciliation.csv)
