@@ -16,6 +16,7 @@ struct Clearway: AsyncParsableCommand {
             MIDCommand.self, HTSCommand.self, PolicyCommand.self, AuditCommand.self, TopicsCommand.self,
             SampleCommand.self,
             ReportCommand.self,
+            ErpSimCommand.self,
         ])
 }
 
