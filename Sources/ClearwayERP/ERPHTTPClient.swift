@@ -9,10 +9,17 @@ import Logging
 public final class ERPHTTPClient: Sendable {
     let client: HTTPClient
 
-    /// Makes a client with its own connection pool on the shared event loop group.
-    public init() {
+    /// Makes a client with its own connection pool on the shared event loop group, at most
+    /// `connectionsPerHost` HTTP/1 connections to one host (a request beyond waits for one, within
+    /// its timeout; default 64, above the adapters' concurrency).
+    public init(connectionsPerHost: Int = 64) {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
+        // A refused connection fails the request at once (the dispatcher backs off), instead of
+        // being retried until the request's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
