@@ -169,6 +169,7 @@ public enum NetSuiteAssertion {
         public var aud: String
         /// Issued at, and expiry (at most an hour later), in Unix seconds.
         public var iat: Int
+        /// Expiry, in Unix seconds.
         public var exp: Int
 
         /// Makes the claims.

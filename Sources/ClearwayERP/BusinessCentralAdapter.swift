@@ -24,8 +24,11 @@ public struct BusinessCentralConfiguration: Sendable {
     /// The custom API page: publisher, group, version and entity set (default
     /// `clearway/customs/v1.0/salesOrderCustoms`).
     public var apiPublisher = "clearway"
+    /// The API page's group.
     public var apiGroup = "customs"
+    /// The API page's version.
     public var apiVersion = "v1.0"
+    /// The API page's entity set.
     public var entitySet = "salesOrderCustoms"
     /// How many times a write re-reads the record after a 412 before it gives the attempt up as
     /// worth retrying later (default 3).
@@ -59,6 +62,7 @@ public struct BusinessCentralConfiguration: Sendable {
 /// changed the record meanwhile) re-reads and tries again, up to
 /// ``BusinessCentralConfiguration/rereadsOnConflict`` times.
 public struct BusinessCentralAdapter: ERPAdapter {
+    /// The `erp.system` value it serves.
     public let system: String
     let configuration: BusinessCentralConfiguration
     let requester: AuthorizedRequester
@@ -112,6 +116,7 @@ public struct BusinessCentralAdapter: ERPAdapter {
             + "\(c.apiGroup)/\(c.apiVersion)/companies(\(c.companyId.pathEncoded))/\(c.entitySet)(\(recordId.pathEncoded))"
     }
 
+    /// Reads the record and its ETag, then writes it unless it holds this revision or a later one.
     public func write(_ customs: OrderCustoms) async -> ERPWriteOutcome {
         let url = recordURL(customs.erp.recordId)
         var rereads = 0
@@ -145,6 +150,7 @@ public struct BusinessCentralAdapter: ERPAdapter {
         }
     }
 
+    /// The values the sales order's `detail` holds (nil: none written yet).
     public func read(_ erp: OrderEvent.ERPReference, orderId: String) async throws -> OrderCustoms? {
         let response = try await requester.send(ERPRequest(method: .get, url: recordURL(erp.recordId)))
         switch response.status {
@@ -158,6 +164,7 @@ public struct BusinessCentralAdapter: ERPAdapter {
         }
     }
 
+    /// Fetches a token.
     public func checkCredentials() async throws { _ = try await requester.tokens.token() }
 
     /// The API page's fields, camelCase.

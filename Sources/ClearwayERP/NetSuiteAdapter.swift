@@ -53,6 +53,7 @@ public struct NetSuiteAdapter: ERPAdapter {
         "REQUEST_LIMIT_EXCEEDED",
     ]
 
+    /// The `erp.system` value it serves.
     public let system: String
     let configuration: NetSuiteConfiguration
     let requester: AuthorizedRequester
@@ -95,6 +96,7 @@ public struct NetSuiteAdapter: ERPAdapter {
         "\(configuration.baseURL)/services/rest/record/v1/\(configuration.recordType)/eid:\(orderId.pathEncoded)"
     }
 
+    /// Reads the record by external id, then upserts it unless it holds this revision or a later one.
     public func write(_ customs: OrderCustoms) async -> ERPWriteOutcome {
         let url = recordURL(customs.orderId)
         do {
@@ -119,6 +121,7 @@ public struct NetSuiteAdapter: ERPAdapter {
         }
     }
 
+    /// The values the record's `custrecord_clw_detail` holds (nil: no record yet).
     public func read(_ erp: OrderEvent.ERPReference, orderId: String) async throws -> OrderCustoms? {
         let response = try await requester.send(ERPRequest(method: .get, url: recordURL(orderId)))
         switch response.status {
@@ -132,6 +135,7 @@ public struct NetSuiteAdapter: ERPAdapter {
         }
     }
 
+    /// Fetches a token.
     public func checkCredentials() async throws { _ = try await requester.tokens.token() }
 
     /// An answer that is not a success: the concurrency limit is worth retrying whatever its status.

@@ -36,6 +36,7 @@ public struct WebhookAdapter: ERPAdapter {
     /// The event type.
     public static let eventType = "clearway.erp.customs.v1"
 
+    /// The `erp.system` value it serves.
     public let system: String
     let configuration: WebhookConfiguration
     /// The signing keys' bytes (Crypto's `SymmetricKey` is not `Sendable`).
@@ -69,6 +70,7 @@ public struct WebhookAdapter: ERPAdapter {
         self.logger = logger
     }
 
+    /// Posts the values, signed; a 2xx is applied (a receiver drops a repeated `webhook-id`).
     public func write(_ customs: OrderCustoms) async -> ERPWriteOutcome {
         let id = StandardWebhooks.messageId(orderId: customs.orderId, revision: customs.revision)
         let now = Date()
@@ -94,6 +96,7 @@ public struct WebhookAdapter: ERPAdapter {
         }
     }
 
+    /// Throws ``ERPError/cannotReadBack``.
     public func read(_ erp: OrderEvent.ERPReference, orderId: String) async throws -> OrderCustoms? {
         throw ERPError.cannotReadBack(system: system)
     }

@@ -23,6 +23,7 @@ public struct ERPSimulatorConfiguration: Sendable {
         public var tenant: String
         /// The app registration's client id and secret.
         public var clientId: String
+        /// The client secret's value.
         public var clientSecret: String
 
         /// Makes the tenant.
@@ -56,6 +57,7 @@ public struct ERPSimulatorConfiguration: Sendable {
         /// Latency added to every ERP request, and per system (`netsuite`, `business-central`,
         /// `webhook`) on top.
         public var latency: Duration = .zero
+        /// Latency per system, on top of `latency`.
         public var latencyBySystem: [String: Duration] = [:]
         /// The seed: the same seed and the same requests give the same faults.
         public var seed: UInt64 = 1

@@ -12,9 +12,13 @@ public struct LedgerEntry: Codable, Sendable, Hashable {
     public var receiver: String?
     /// The sales order's id.
     public var recordId: String
+    /// The order.
     public var orderId: String
+    /// The revision written.
     public var revision: Int
+    /// The order's customs status written.
     public var status: String
+    /// The entry numbers written.
     public var entryNumbers: [String]
     /// When it was applied (ISO 8601).
     public var at: String
