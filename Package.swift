@@ -201,6 +201,8 @@ let package = Package(
             dependencies: [
                 "ClearwayERP", "ClearwayERPSim", "ClearwayContract", "ClearwayDomain", "ClearwayTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // Raw requests to the simulator: its admin endpoints, a bad signature.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

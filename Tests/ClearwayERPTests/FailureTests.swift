@@ -166,4 +166,22 @@ import Testing
             }
         }
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRefusedConnectionIsARetryAtOnceAndAFailedCheckIsUnavailable() async throws {
+        let harness = try await Harness.start()
+        let directory = try ERPDirectory(environment: harness.environment, logger: quiet("erp"))
+        await harness.stop()
+        for system in ["netsuite", "business-central", "partner-hook"] {
+            let adapter = try #require(directory.adapter(for: system))
+            let outcome = await adapter.write(customs(orderId: "SO-16", system: system, recordId: "1", revision: 1))
+            guard case .retry(let reason, _) = outcome else {
+                Issue.record("\(system): a refused connection gave \(outcome)")
+                continue
+            }
+            #expect(reason.lowercased().contains("refused"), "\(reason)")
+        }
+        await #expect(throws: ERPError.self) { try await directory.adapter(for: "netsuite")?.checkCredentials() }
+        try await directory.shutdown()
+    }
 }
