@@ -108,11 +108,11 @@ public struct NetSuiteAdapter: ERPAdapter {
                     return .alreadyApplied(detail: "eid:\(customs.orderId) holds revision \(held)")
                 }
             case 404: break
-            default: return outcome(current)
+            default: return Self.outcome(current)
             }
             let response = try await requester.send(
                 ERPRequest(method: .put, url: url, body: Self.body(customs)))
-            guard response.isSuccess else { return outcome(response) }
+            guard response.isSuccess else { return Self.outcome(response) }
             // NetSuite answers 204 with the record's URL by internal id.
             let internalId = response.headers["location"]?.split(separator: "/").last.map(String.init)
             return .applied(detail: "\(configuration.recordType) \(internalId ?? "eid:\(customs.orderId)")")
@@ -139,7 +139,7 @@ public struct NetSuiteAdapter: ERPAdapter {
     public func checkCredentials() async throws { _ = try await requester.tokens.token() }
 
     /// An answer that is not a success: the concurrency limit is worth retrying whatever its status.
-    func outcome(_ response: ERPResponse) -> ERPWriteOutcome {
+    static func outcome(_ response: ERPResponse) -> ERPWriteOutcome {
         if let code = response.error.code, Self.concurrencyErrorCodes.contains(code) {
             return .retry(
                 reason: "NetSuite's concurrency limit (HTTP \(response.status) \(code))", after: response.retryAfter())
