@@ -25,6 +25,8 @@ struct ErpSimCommand: AsyncParsableCommand {
     @Option(help: "NetSuite: the PEM file of the M2M certificate's public key (openssl ec -pubout).")
     var netsuitePublicKey: String?
     @Option(help: "NetSuite: the integration's client id (the JWT's iss).") var netsuiteClientId = "clearway"
+    @Option(help: "NetSuite: record requests in flight at most; more are answered 429 (default: no limit).")
+    var netsuiteConcurrencyLimit: Int?
     @Option(help: "Business Central: the app registration's client id.") var bcClientId: String?
     @Option(help: "Business Central: the file of the client secret.") var bcClientSecretFile: String?
     @Option(help: "Business Central: the tenant.") var bcTenant = "clearway"
@@ -78,6 +80,7 @@ struct ErpSimCommand: AsyncParsableCommand {
             ).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
+        configuration.netsuiteConcurrencyLimit = netsuiteConcurrencyLimit
         configuration.faults.serverErrors = serverErrors
         configuration.faults.tooManyRequests = tooManyRequests
         configuration.faults.retryAfterSeconds = retryAfter

@@ -78,6 +78,9 @@ public struct ERPSimulatorConfiguration: Sendable {
     public var webhookTolerance: Duration = .seconds(300)
     /// The access tokens' lifetime in seconds (default 3600).
     public var tokenLifetime = 3600
+    /// NetSuite's account concurrency limit: a record request beyond this many in flight is
+    /// answered 429 `CONCURRENCY_LIMIT_EXCEEDED` (nil: no limit).
+    public var netsuiteConcurrencyLimit: Int?
     /// The faults.
     public var faults = Faults()
 

@@ -17,6 +17,19 @@ extension ERPSimulator {
                 path[5].hasPrefix("eid:")
             else { break }
             let externalId = String(path[5].dropFirst(4)).removingPercentEncoding ?? String(path[5].dropFirst(4))
+            let limit = configuration.netsuiteConcurrencyLimit ?? .max
+            let admitted = store.withLock { store in
+                guard store.netsuiteInFlight < limit else { return false }
+                store.netsuiteInFlight += 1
+                return true
+            }
+            guard admitted else {
+                store.withLock { $0.stats.faults["concurrency-limit", default: 0] += 1 }
+                return errorResponse(
+                    system: "netsuite", status: .tooManyRequests, code: "CONCURRENCY_LIMIT_EXCEEDED",
+                    message: "Concurrent request limit exceeded. Request blocked.")
+            }
+            defer { store.withLock { $0.netsuiteInFlight -= 1 } }
             if let fault = try await injectFault(call, system: "netsuite") { return fault }
             guard authorized(call, system: "netsuite") else {
                 var response = errorResponse(

@@ -46,7 +46,7 @@ public struct SimulatorStats: Codable, Sendable, Hashable {
     /// Requests by system (`netsuite`, `business-central`, `webhook`, `token`).
     public var requests: [String: Int] = [:]
     /// Faults injected by kind (`server-error`, `too-many-requests`, `timeout`, `drop`,
-    /// `server-error-after-apply`).
+    /// `server-error-after-apply`, `concurrency-limit`).
     public var faults: [String: Int] = [:]
     /// Refusals: bad tokens, stale ETags, bad signatures, bad requests.
     public var refusals: [String: Int] = [:]
@@ -92,6 +92,8 @@ struct SimulatorStore: Sendable {
     /// Business Central records another user changes right after the next reads (how many).
     var interference: [String: Int] = [:]
     var random: SplitMix64
+    /// NetSuite record requests in flight.
+    var netsuiteInFlight = 0
     var stats = SimulatorStats()
 
     init(seed: UInt64) { random = SplitMix64(seed: seed) }

@@ -184,4 +184,34 @@ import Testing
         await #expect(throws: ERPError.self) { try await directory.adapter(for: "netsuite")?.checkCredentials() }
         try await directory.shutdown()
     }
+
+    @Test func netSuitesConcurrencyLimitIsARetryUntilTheWriteGetsThrough() async throws {
+        var faults = ERPSimulatorConfiguration.Faults()
+        faults.latencyBySystem["netsuite"] = .milliseconds(200)
+        try await withHarness(faults: faults, netsuiteConcurrencyLimit: 1) { harness in
+            try await harness.withDirectory { directory in
+                let adapter = try #require(directory.adapter(for: "netsuite"))
+                try await adapter.checkCredentials()
+                let outcomes = await withTaskGroup(of: ERPWriteOutcome.self) { group in
+                    for order in 1...4 {
+                        group.addTask {
+                            await adapter.write(
+                                customs(orderId: "SO-3\(order)", system: "netsuite", recordId: "\(order)", revision: 1))
+                        }
+                    }
+                    return await group.reduce(into: []) { $0.append($1) }
+                }
+                let limited = outcomes.filter {
+                    if case .retry(let reason, _) = $0 { reason.contains("CONCURRENCY_LIMIT_EXCEEDED") } else { false }
+                }
+                #expect(!limited.isEmpty)
+                #expect(harness.simulator.stats().faults["concurrency-limit"] == limited.count)
+                for order in 1...4 {
+                    _ = await adapter.write(
+                        customs(orderId: "SO-3\(order)", system: "netsuite", recordId: "\(order)", revision: 1))
+                }
+                #expect(harness.ledger("netsuite").count == 4)
+            }
+        }
+    }
 }

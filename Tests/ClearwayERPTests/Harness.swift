@@ -23,7 +23,8 @@ struct Harness {
     let webhookSecrets: [String]
 
     static func start(
-        faults: ERPSimulatorConfiguration.Faults = .init(), timeoutMilliseconds: Int = 5_000
+        faults: ERPSimulatorConfiguration.Faults = .init(), timeoutMilliseconds: Int = 5_000,
+        netsuiteConcurrencyLimit: Int? = nil
     ) async throws -> Harness {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("erp-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -36,6 +37,7 @@ struct Harness {
         configuration.businessCentral = .init(tenant: tenant, clientId: "bc-app", clientSecret: bcSecret)
         configuration.webhookSecrets = [webhookSecrets[1]]
         configuration.faults = faults
+        configuration.netsuiteConcurrencyLimit = netsuiteConcurrencyLimit
         let simulator = try ERPSimulator(configuration: configuration, logger: quiet("erp-sim"))
         let running = try await simulator.start(port: 0)
         let url = running.url
@@ -127,9 +129,10 @@ func customs(
 /// Runs `body` against a fresh simulator, then stops it.
 func withHarness(
     faults: ERPSimulatorConfiguration.Faults = .init(), timeoutMilliseconds: Int = 5_000,
-    _ body: (Harness) async throws -> Void
+    netsuiteConcurrencyLimit: Int? = nil, _ body: (Harness) async throws -> Void
 ) async throws {
-    let harness = try await Harness.start(faults: faults, timeoutMilliseconds: timeoutMilliseconds)
+    let harness = try await Harness.start(
+        faults: faults, timeoutMilliseconds: timeoutMilliseconds, netsuiteConcurrencyLimit: netsuiteConcurrencyLimit)
     do {
         try await body(harness)
     } catch {
