@@ -200,7 +200,10 @@ let package = Package(
             name: "ClearwayERPTests",
             dependencies: [
                 "ClearwayERP", "ClearwayERPSim", "ClearwayContract", "ClearwayDomain", "ClearwayTestSupport",
+                "ClearwayFleet", "ClearwayKafka", "ClearwayRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // Raw requests to the simulator: its admin endpoints, a bad signature.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

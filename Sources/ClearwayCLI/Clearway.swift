@@ -17,6 +17,7 @@ struct Clearway: AsyncParsableCommand {
             SampleCommand.self,
             ReportCommand.self,
             ReconcileCommand.self,
+            ErpSimCommand.self,
         ])
 }
 

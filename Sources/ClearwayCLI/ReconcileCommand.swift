@@ -4,6 +4,7 @@ import ClearwayDomain
 import ClearwayERP
 import ClearwayFleet
 import ClearwayKafka
+import ClearwayRuntime
 import Foundation
 
 struct ReconcileCommand: AsyncParsableCommand {
@@ -43,12 +44,22 @@ struct ReconcileCommand: AsyncParsableCommand {
         if let prefix { configuration.topicPrefix = prefix }
         let directory: ERPDirectory
         do {
-            directory = try ERPDirectory(environment: ProcessInfo.processInfo.environment)
+            directory = try ERPDirectory(
+                environment: ProcessInfo.processInfo.environment, logger: quietLogger("clearway.reconcile.erp"))
         } catch {
             print("the ERP adapters cannot be set up: \(error)")
             throw ExitCode(2)
         }
-        defer { directory.shutdown() }
+        do {
+            try await reconcile(configuration: configuration, directory: directory)
+            try? await directory.shutdown()
+        } catch {
+            try? await directory.shutdown()
+            throw error
+        }
+    }
+
+    private func reconcile(configuration: WorkerConfiguration, directory: ERPDirectory) async throws {
         var tally = FleetTally(prefix: configuration.topicPrefix)
         let reader = try await TopicReader(
             bootstrapServers: configuration.bootstrapServers, topics: tally.topics,
@@ -77,7 +88,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             from == nil && to == nil ? nil : (from ?? "0000-00-00")...(to ?? "9999-99-99")
         let reconciliation = await Reconciliation.make(tally, days: days) { erp, orderId in
             guard let adapter = directory.adapter(for: erp.system) else {
-                return .failed("no adapter for erp.system '\(erp.system)': set CLEARWAY_ERP_<SYSTEM>_ADAPTER (docs/erp.md)")
+                return .failed(
+                    "no adapter for erp.system '\(erp.system)': set CLEARWAY_ERP_<SYSTEM>_ADAPTER (docs/erp.md)")
             }
             // An ERP that fails now and then (a 429, a 503) is read again, a few times, backing off.
             var failure = ""

@@ -25,7 +25,7 @@ struct ERPOutboxSender: OutboxSender {
         }
         guard let adapter = directory.adapter(for: customs.erp.system) else {
             return .refused(
-                "no ERP adapter serves erp.system '\(customs.erp.system)': set CLEARWAY_ERP_\(ERPDirectory.variableName(customs.erp.system))_ADAPTER and its settings (docs/erp.md)"
+                "no ERP adapter serves erp.system '\(customs.erp.system)': set CLEARWAY_ERP_\(customs.erp.system.uppercased().replacingOccurrences(of: "-", with: "_"))_ADAPTER and its settings (docs/erp.md)"
             )
         }
         let report: ErpWritebackHandler.Report

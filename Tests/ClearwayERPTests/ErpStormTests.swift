@@ -140,7 +140,8 @@ struct ErpStormTests {
         faults.drops = 0.025
         faults.seed = 21
         let harness = try await Harness.start(faults: faults, timeoutMilliseconds: 1_000)
-        defer { Task { await harness.running.stop() } }
+        let running = harness.running
+        defer { Task { await running.stop() } }
         let deployment = try Deployment(harness: harness)
         try await deployment.createTopics()
         let orders = 300
@@ -153,13 +154,15 @@ struct ErpStormTests {
             expected["SO-\(index)"] = OrderCustoms.fold(
                 try results.map { try JSONDecoder().decode(EntryResult.self, from: $0.value) })
         }
+        let simulator = harness.simulator
+        let final = expected
         // Five lives killed mid-work, each after its wave was published and some of it written.
         for (life, wave) in waves.prefix(5).enumerated() {
             let worker = try deployment.start(log: "life\(life)")
             try await deployment.publish(try wave.flatMap { try Self.order($0.0, system: $0.1) })
-            let before = harness.simulator.ledger().count
+            let before = simulator.ledger().count
             try await within(.seconds(60), "life \(life) writing back") {
-                while harness.simulator.ledger().count == before { try await Task.sleep(for: .milliseconds(100)) }
+                while simulator.ledger().count == before { try await Task.sleep(for: .milliseconds(100)) }
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...1_500)))
             worker.signal(SIGKILL)
@@ -170,9 +173,9 @@ struct ErpStormTests {
         try await within(.seconds(300), "every order's final values in its ERP") {
             while true {
                 let held = Dictionary(
-                    harness.simulator.records().compactMap { record in record.customs.map { ($0.orderId, $0) } },
+                    simulator.records().compactMap { record in record.customs.map { ($0.orderId, $0) } },
                     uniquingKeysWith: { first, second in first.revision >= second.revision ? first : second })
-                if expected.allSatisfy({ held[$0.key]?.values == $0.value.values }) { return }
+                if final.allSatisfy({ held[$0.key]?.values == $0.value.values }) { return }
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
@@ -205,9 +208,10 @@ struct ErpStormTests {
             environment: environment, executable: "clearway",
             arguments: ["reconcile", "--format", "json", "--output", output])
         #expect(await reconcile.waitForExit(limit: .seconds(120)) == 0)
-        let rows = try JSONDecoder().decode([Reconciliation.Row].self, from: Data(contentsOf: URL(fileURLWithPath: output)))
+        let rows = try JSONDecoder().decode(
+            [Reconciliation.Row].self, from: Data(contentsOf: URL(fileURLWithPath: output)))
         #expect(rows.count == orders)
-        #expect(rows.allSatisfy(\.gaps.isEmpty))
+        #expect(rows.allSatisfy { $0.gaps.isEmpty })
         #expect(rows.count(where: { $0.erp == "matches" }) == orders * 2 / 3)
     }
 
@@ -217,14 +221,16 @@ struct ErpStormTests {
         var faults = ERPSimulatorConfiguration.Faults()
         faults.latencyBySystem = ["business-central": .seconds(2)]
         let harness = try await Harness.start(faults: faults, timeoutMilliseconds: 10_000)
-        defer { Task { await harness.running.stop() } }
+        let running = harness.running
+        defer { Task { await running.stop() } }
         let deployment = try Deployment(harness: harness)
         try await deployment.createTopics()
         let worker = try deployment.start(log: "slow", extra: ["CLEARWAY_ERP_BUSINESS_CENTRAL_CONCURRENCY": "2"])
         try await deployment.publish(
             try (1...40).flatMap { try Self.order($0, system: $0 % 2 == 0 ? "business-central" : "netsuite") })
-        func written(_ system: String) -> Set<String> {
-            Set(harness.simulator.ledger().filter { $0.system == system && $0.status == "released" }.map(\.orderId))
+        let simulator = harness.simulator
+        let written: @Sendable (String) -> Set<String> = { system in
+            Set(simulator.ledger().filter { $0.system == system && $0.status == "released" }.map(\.orderId))
         }
         try await within(.seconds(90), "NetSuite's orders written back") {
             while written("netsuite").count < 20 { try await Task.sleep(for: .milliseconds(100)) }
@@ -242,7 +248,8 @@ struct ErpStormTests {
     /// setting to fix.
     @Test func aRefusedCredentialStopsTheWorkerWithWhatToFix() async throws {
         let harness = try await Harness.start()
-        defer { Task { await harness.running.stop() } }
+        let running = harness.running
+        defer { Task { await running.stop() } }
         let deployment = try Deployment(harness: harness)
         let wrong = try harness.file("wrong.secret", "not-the-secret")
         let log = NSTemporaryDirectory() + "\(deployment.prefix)refused.log"

@@ -1,1 +1,0 @@
-// Replaced by the ERP tests (issue #21).
