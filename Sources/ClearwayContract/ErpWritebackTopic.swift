@@ -16,8 +16,9 @@ extension Topics {
 /// What happened to an order at customs, as the erp-writeback writes it onto the order's ERP
 /// record: absolute values (never increments), so writing it twice is writing it once.
 ///
-/// It is a pure function of the set of the order's `entry-results.v1` records (``fold(_:)``),
-/// whatever order they arrive in: a late, earlier event cannot overwrite a later one.
+/// It is folded from the order's `entry-results.v1` records by their times (``fold(_:)``), so a
+/// late, earlier event cannot overwrite a later one; only events of the same instant fall back
+/// on their arrival order.
 public struct OrderCustoms: Codable, Hashable, Sendable {
     /// An order's or a shipment's customs status.
     public enum Status: String, Codable, Hashable, Sendable, CaseIterable {
@@ -116,13 +117,19 @@ public struct OrderCustoms: Codable, Hashable, Sendable {
 }
 
 extension OrderCustoms {
-    /// An order's customs values from its entry results, in any order (revision 0): per
-    /// shipment, the entry of its last filing answer (accepted, rejected, amended or cancelled,
-    /// by `at`), and that entry's later dispositions and PGA statuses. Nil when no result names
-    /// an ERP record.
+    /// An order's customs values from its entry results (revision 0): per shipment, the entry
+    /// of its last filing answer (accepted, rejected, amended or cancelled, by `at`), and that
+    /// entry's later dispositions and PGA statuses. Results with different times fold the same
+    /// in any order; of two with the same time and lifecycle rank (two amendments in one
+    /// second), the one later in `results` wins, so give them in arrival order, a repeated
+    /// result at its latest arrival. Nil when no result names an ERP record.
     public static func fold(_ results: [EntryResult]) -> OrderCustoms? {
         guard let first = results.first, let erp = results.lazy.compactMap(\.erp).first else { return nil }
-        let ordered = results.sorted(by: { ($0.at, $0.event.rank, $0.entryId) < ($1.at, $1.event.rank, $1.entryId) })
+        // By time, then lifecycle; events of the same instant and rank keep their arrival order
+        // (the topic's, one partition per order), the later arrival last.
+        let ordered = results.enumerated().sorted(by: {
+            ($0.element.at, $0.element.event.rank, $0.offset) < ($1.element.at, $1.element.event.rank, $1.offset)
+        }).map(\.element)
         var shipments: [String: Shipment] = [:]
         for result in ordered {
             var shipment = shipments[result.shipmentId]

@@ -49,6 +49,9 @@ public struct FleetTally: Sendable {
     public private(set) var entries: [String: ManifestEntry] = [:]
     public private(set) var cancelledEntries: Set<String> = []
     public private(set) var results: [String: [EntryResult]] = [:]
+    /// Entry results by order, every record in the order read (one partition per order), repeats
+    /// included: what the erp-writeback folds (`OrderCustoms.fold`).
+    public private(set) var resultsByOrder: [String: [EntryResult]] = [:]
     /// The `ce_id`s of the filing records counted: a record seen again (a killed worker's
     /// transaction a broker left visible) is dropped, as the topic contract says.
     private var filingIds: Set<String> = []
@@ -120,11 +123,14 @@ public struct FleetTally: Sendable {
                 cancelledEntries.insert(amendment.entryId)
             }
         case "entry-results.v1":
-            if let id = record.headers.first(named: "ce_id"), !filingIds.insert(topic + "/" + id).inserted { return }
+            let repeated = record.headers.first(named: "ce_id").map { !filingIds.insert(topic + "/" + $0).inserted }
             guard let result = try? Self.decoder.decode(EntryResult.self, from: record.value) else {
-                unreadable.append("\(record.topic)@\(record.partition):\(record.offset)")
+                if repeated != true { unreadable.append("\(record.topic)@\(record.partition):\(record.offset)") }
                 return
             }
+            // Every record, repeats too, in arrival order: what the erp-writeback folds.
+            resultsByOrder[result.orderId, default: []].append(result)
+            if repeated == true { return }
             results[result.shipmentId, default: []].append(result)
         case "dlq.v1":
             deadLetters += 1
@@ -263,10 +269,6 @@ public struct FleetTally: Sendable {
         }
     }
 
-    /// Entry results by order (an order split by its goods has several shipments).
-    public var resultsByOrder: [String: [EntryResult]] {
-        Dictionary(grouping: results.values.joined(), by: \.orderId)
-    }
 
     /// Orders whose entry results' values are written back (the last write-back holds them and
     /// the ERP took them), orders still waiting, and orders whose write-back failed (refused or

@@ -45,6 +45,21 @@ struct OrderCustomsTests {
         #expect(try #require(OrderCustoms.fold([accepted, released, lateHold])).status == .released)
     }
 
+    /// Two amendments in the same second (an entry re-stated twice): the later arrival wins, and
+    /// a repeat counts where it arrived last — so a worker that keeps each result once, moved
+    /// to its latest arrival, folds as a reader of every record does.
+    @Test func sameInstantAmendmentsFollowTheirArrival() throws {
+        let accepted = Self.result(.accepted, at: "10:00")
+        var toT03 = Self.result(.amended, at: "10:30")
+        toT03.entryType = .t03
+        let toT11 = Self.result(.amended, at: "10:30")
+        let everyRecord = [accepted, toT03, toT11, toT03]
+        let keptOnce = [accepted, toT11, toT03]
+        #expect(try #require(OrderCustoms.fold(everyRecord)).shipments.first?.entryType == .t03)
+        #expect(OrderCustoms.fold(everyRecord) == OrderCustoms.fold(keptOnce))
+        #expect(try #require(OrderCustoms.fold([accepted, toT03, toT11])).shipments.first?.entryType == .t11)
+    }
+
     /// A rejection carries its condition codes; the shipment filed again on another entry is
     /// the live one, with that entry's number.
     @Test func aRejectedShipmentFiledAgainTakesItsNewEntry() throws {

@@ -82,11 +82,11 @@ public struct ErpWritebackHandler: RecordHandler {
             state.set(key, try encoder.encode(order))
             return said ? [] : [try noReference(result)]
         }
+        // A repeat counts at its latest arrival (`OrderCustoms.fold` breaks ties of time by it).
         let known = order.events.contains(result)
-        if !known {
-            order.events.append(result)
-            if order.events.count > Self.eventLimit { order.events.removeFirst(order.events.count - Self.eventLimit) }
-        }
+        order.events.removeAll { $0 == result }
+        order.events.append(result)
+        if order.events.count > Self.eventLimit { order.events.removeFirst(order.events.count - Self.eventLimit) }
         guard var folded = OrderCustoms.fold(order.events) else { return [] }
         if let current = order.customs, current.values == folded.values {
             // Nothing new, unless this is a replay of an order whose write-back was given up on.
