@@ -159,8 +159,9 @@ let package = Package(
             name: "ClearwayBench",
             dependencies: [
                 "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayWorkers", "ClearwayDomain",
-                "ClearwayFleet",
+                "ClearwayFleet", "ClearwayERP", "ClearwayERPSim",
                 "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/ClearwayBench"
         ),

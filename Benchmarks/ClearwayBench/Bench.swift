@@ -11,7 +11,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Clearway benchmarks, each against a baseline measured in the same run.",
         subcommands: [
             KafkaBench.self, RuntimeBench.self, EnricherBench.self, PGARouterBench.self, AggregatorBench.self,
-            ManifestBuilderBench.self,
+            ManifestBuilderBench.self, ErpWritebackBench.self,
             PipelineBench.self,
         ])
 }

@@ -269,7 +269,6 @@ public struct FleetTally: Sendable {
         }
     }
 
-
     /// Orders whose entry results' values are written back (the last write-back holds them and
     /// the ERP took them), orders still waiting, and orders whose write-back failed (refused or
     /// given up), among the orders with an entry result that names an ERP record.
