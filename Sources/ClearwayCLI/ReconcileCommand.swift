@@ -67,6 +67,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         var lastNew = clock.now
+        var (lastLine, lastPrinted) = ("", clock.now)
         while true {
             let records = try await reader.read(for: .seconds(1))
             if !records.isEmpty { lastNew = clock.now }
@@ -77,9 +78,12 @@ struct ReconcileCommand: AsyncParsableCommand {
                 continue
             }
             let progress = tally.writebackProgress
-            print(
-                "[reconcile] \(Int(seconds(clock.now - start)))s  \(progress.written) written back, \(progress.pending) pending, \(progress.failed) failed"
-            )
+            let line = "\(progress.written) written back, \(progress.pending) pending, \(progress.failed) failed"
+            // A line when the counts move, and every 10 s while they do not.
+            if line != lastLine || clock.now - lastPrinted >= .seconds(10) {
+                print("[reconcile] \(Int(seconds(clock.now - start)))s  \(line)")
+                (lastLine, lastPrinted) = (line, clock.now)
+            }
             if quiet && progress.pending == 0 && tally.unfiled == 0 { break }
             if clock.now - start > .seconds(wait) { break }
         }

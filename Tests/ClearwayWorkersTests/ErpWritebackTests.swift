@@ -20,17 +20,19 @@ final class MemoryERP: OutboxSender {
     let state = Mutex(State())
     let latency: [String: Duration]
     let failureShare: Double
+    let concurrency: Int
 
-    init(latency: [String: Duration] = [:], failureShare: Double = 0) {
+    init(latency: [String: Duration] = [:], failureShare: Double = 0, concurrency: Int = 8) {
         self.latency = latency
         self.failureShare = failureShare
+        self.concurrency = concurrency
     }
 
     func destination(of payload: Data) -> String {
         (try? JSONDecoder().decode(OrderCustoms.self, from: payload))?.erp.system ?? "?"
     }
 
-    func concurrency(of destination: String) -> Int { 8 }
+    func concurrency(of destination: String) -> Int { concurrency }
 
     func send(_ payload: Data, key: String) async -> OutboxSendResult {
         guard let customs = try? JSONDecoder().decode(OrderCustoms.self, from: payload) else {
@@ -109,5 +111,46 @@ struct ErpWritebackTests {
         let firstSlow = try #require(written.firstIndex { $0.erp.system == "slow" })
         let lastQuick = try #require(written.lastIndex { $0.erp.system == "quick" })
         #expect(lastQuick < firstSlow, "the quick ERP's write-backs waited for the slow one's")
+    }
+
+    /// An outbox over its limit pauses its partition, and only that one: a slow ERP's orders on
+    /// partition 0 (one write at a time, 300 ms each, an outbox of at most 3) hold partition 0's
+    /// later input back, while partition 1's orders, for a quick ERP, are read and written back.
+    /// (The limit is checked each poll turn, so an outbox can pass it by one poll's records.)
+    @Test func anOutboxOverItsLimitPausesOnlyItsPartition() async throws {
+        let erp = MemoryERP(latency: ["slow": .milliseconds(300)], concurrency: 1)
+        var deployment = WorkerDeployment(ErpWritebackHandler.definition(sender: erp))
+        deployment.outbox.limit = 3
+        try await deployment.createTopics()
+        let encoder = JSONEncoder()
+        func records(_ range: ClosedRange<Int>, system: String) throws -> [(key: String, value: String?)] {
+            try range.map { order in
+                let result = Self.result(order, .accepted, minute: 1, system: system)
+                return (result.orderId, String(decoding: try encoder.encode(result), as: UTF8.self))
+            }
+        }
+        let written: @Sendable (ClosedRange<Int>) -> Int = { range in
+            erp.state.withLock { state in range.count { state.records["SO-\($0)"] != nil } }
+        }
+        let input = deployment.topic("entry-results.v1")
+        let committed = try CommittedOffsets(
+            group: deployment.topic(ErpWritebackHandler.name), partitions: [TopicPartition(topic: input, partition: 0)])
+        let (group, task) = deployment.start()
+        try await deployment.publish("entry-results.v1", try records(1...30, system: "slow"), partition: 0)
+        try await committed.wait(for: 30, limit: .seconds(60), "partition 0's first orders read")
+        // Its outbox is far over the limit now: what comes next on partition 0 waits, partition 1's does not.
+        try await deployment.publish("entry-results.v1", try records(31...60, system: "slow"), partition: 0)
+        try await deployment.publish("entry-results.v1", try records(101...130, system: "quick"), partition: 1)
+        try await within(.seconds(60), "the quick ERP's orders written back") {
+            while written(101...130) < 30 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(try await committed.total() == 30, "partition 0 read on with its outbox over its limit")
+        #expect(written(1...30) < 30)
+        try await committed.wait(for: 60, limit: .seconds(90), "partition 0 read on once its outbox drained")
+        try await within(.seconds(60), "every slow order written back") {
+            while written(1...60) < 60 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
     }
 }

@@ -41,14 +41,54 @@ final class OutboxDispatcher: Sendable {
         var probing = false
     }
 
+    /// First in, first out, popped from the front without moving the rest.
+    private struct FIFO {
+        var items: [EntryID] = []
+        var head = 0
+
+        mutating func push(_ id: EntryID) { items.append(id) }
+
+        mutating func pop() -> EntryID? {
+            guard head < items.count else { return nil }
+            defer {
+                head += 1
+                if head > 1024, head * 2 > items.count {
+                    items.removeFirst(head)
+                    head = 0
+                }
+            }
+            return items[head]
+        }
+    }
+
     private struct State {
         var entries: [EntryID: Entry] = [:]
+        /// Entries per partition (the back-pressure count), kept as entries come and go.
+        var counts: [Int32: Int] = [:]
+        /// Per destination, the entries that may go now, oldest first (an id whose entry has
+        /// gone or is no longer waiting is skipped when popped).
+        var queues: [String: FIFO] = [:]
+        /// Entries waiting for a retry's backoff.
+        var delayed: Set<EntryID> = []
         var inFlight: [String: Int] = [:]
         var circuits: [String: Circuit] = [:]
         var completions: [(partition: Int32, completion: OutboxCompletion)] = []
         /// Grows when a partition is revoked, so its sends finishing later are dropped.
         var epochs: [Int32: Int] = [:]
         var stopped = false
+
+        /// Puts a new (or replacing) entry, waiting to be sent now.
+        mutating func put(_ id: EntryID, _ entry: Entry) {
+            if entries.updateValue(entry, forKey: id) == nil { counts[id.partition, default: 0] += 1 }
+            delayed.remove(id)
+            queues[entry.destination, default: FIFO()].push(id)
+        }
+
+        mutating func drop(_ id: EntryID) {
+            guard entries.removeValue(forKey: id) != nil else { return }
+            counts[id.partition, default: 1] -= 1
+            delayed.remove(id)
+        }
     }
 
     private let sender: any OutboxSender
@@ -103,7 +143,7 @@ final class OutboxDispatcher: Sendable {
                 if entry.task != nil && !entry.finished {
                     state.entries[id]?.removed = true
                 } else {
-                    state.entries[id] = nil
+                    state.drop(id)
                 }
             }
             for (key, payload) in stored {
@@ -112,7 +152,7 @@ final class OutboxDispatcher: Sendable {
                     state.entries[id]?.removed = false
                     if entry.payload != payload { state.entries[id]?.newer = payload }
                 } else {
-                    state.entries[id] = Entry(payload: payload, destination: sender.destination(of: payload))
+                    state.put(id, Entry(payload: payload, destination: sender.destination(of: payload)))
                 }
             }
         }
@@ -130,19 +170,19 @@ final class OutboxDispatcher: Sendable {
                     if let entry = state.entries[id], entry.task != nil, !entry.finished {
                         state.entries[id]?.removed = true
                     } else {
-                        state.entries[id] = nil
+                        state.drop(id)
                     }
                     continue
                 }
                 guard let entry = state.entries[id] else {
-                    state.entries[id] = Entry(payload: payload, destination: sender.destination(of: payload))
+                    state.put(id, Entry(payload: payload, destination: sender.destination(of: payload)))
                     continue
                 }
                 if entry.task != nil && !entry.finished {
                     state.entries[id]?.removed = false
                     if entry.payload != payload { state.entries[id]?.newer = payload }
-                } else if entry.payload != payload || !entry.finished {
-                    state.entries[id] = Entry(payload: payload, destination: sender.destination(of: payload))
+                } else if entry.payload != payload || entry.finished {
+                    state.put(id, Entry(payload: payload, destination: sender.destination(of: payload)))
                 }
             }
         }
@@ -161,7 +201,7 @@ final class OutboxDispatcher: Sendable {
                     tasks.append(task)
                     state.inFlight[entry.destination, default: 1] -= 1
                 }
-                state.entries[id] = nil
+                state.drop(id)
             }
             return tasks
         }
@@ -186,7 +226,7 @@ final class OutboxDispatcher: Sendable {
     /// Entries of the partition not yet done with (waiting, in flight or finished and not yet
     /// removed).
     func count(of partition: Int32) -> Int {
-        state.withLock { state in state.entries.keys.count(where: { $0.partition == partition }) }
+        state.withLock { $0.counts[partition] ?? 0 }
     }
 
     // MARK: Sending
@@ -206,35 +246,54 @@ final class OutboxDispatcher: Sendable {
     private func launchReady() -> Duration {
         let now = ContinuousClock.now
         var next = now + .seconds(1)
-        var launches: [(EntryID, Data, Int, Int)] = []
         state.withLock { state in
             guard !state.stopped else { return }
-            for (id, entry) in state.entries.sorted(by: { $0.value.due < $1.value.due })
-            where entry.task == nil && !entry.finished {
-                if entry.due > now {
-                    next = min(next, entry.due)
+            // Retries whose backoff is over join their destination's queue.
+            for id in state.delayed {
+                guard let entry = state.entries[id], entry.task == nil, !entry.finished else {
+                    state.delayed.remove(id)
                     continue
                 }
-                var circuit = state.circuits[entry.destination] ?? Circuit(cooldown: policy.circuitCooldown)
+                if entry.due <= now {
+                    state.delayed.remove(id)
+                    state.queues[entry.destination, default: FIFO()].push(id)
+                } else {
+                    next = min(next, entry.due)
+                }
+            }
+            for destination in Array(state.queues.keys) {
+                var circuit = state.circuits[destination] ?? Circuit(cooldown: policy.circuitCooldown)
+                var allowed = max(1, sender.concurrency(of: destination)) - state.inFlight[destination, default: 0]
                 if let openUntil = circuit.openUntil {
                     if openUntil > now || circuit.probing {
                         next = min(next, openUntil > now ? openUntil : now + .milliseconds(200))
                         continue
                     }
-                    circuit.probing = true  // half-open: this one send is the probe
+                    allowed = min(allowed, 1)  // half-open: one send is the probe
                 }
-                let inFlight = state.inFlight[entry.destination, default: 0]
-                guard inFlight < max(1, sender.concurrency(of: entry.destination)) else { continue }
-                state.inFlight[entry.destination] = inFlight + 1
-                state.circuits[entry.destination] = circuit
-                state.entries[id]?.attempts += 1
-                launches.append((id, entry.payload, entry.attempts + 1, state.epochs[id.partition, default: 0]))
-            }
-            for (id, payload, attempt, epoch) in launches {
-                state.entries[id]?.task = Task { [self] in
-                    let result = await sender.send(payload, key: id.key)
-                    finished(id, payload: payload, attempt: attempt, epoch: epoch, result: result)
+                var queue = state.queues[destination]!
+                while allowed > 0, let id = queue.pop() {
+                    guard let entry = state.entries[id], entry.task == nil, !entry.finished,
+                        entry.destination == destination
+                    else { continue }
+                    if entry.due > now {
+                        state.delayed.insert(id)
+                        next = min(next, entry.due)
+                        continue
+                    }
+                    if circuit.openUntil != nil { circuit.probing = true }
+                    allowed -= 1
+                    state.inFlight[destination, default: 0] += 1
+                    state.entries[id]?.attempts += 1
+                    let (payload, attempt) = (entry.payload, entry.attempts + 1)
+                    let epoch = state.epochs[id.partition, default: 0]
+                    state.entries[id]?.task = Task { [self] in
+                        let result = await sender.send(payload, key: id.key)
+                        finished(id, payload: payload, attempt: attempt, epoch: epoch, result: result)
+                    }
                 }
+                state.queues[destination] = queue
+                state.circuits[destination] = circuit
             }
         }
         return max(.milliseconds(5), next - .now)
@@ -278,6 +337,7 @@ final class OutboxDispatcher: Sendable {
                 } else {
                     entry.task = nil
                     entry.due = .now + backoff(beforeAttempt: attempt + 1, after: after)
+                    state.delayed.insert(id)
                     outcome = nil
                 }
             }
@@ -291,9 +351,10 @@ final class OutboxDispatcher: Sendable {
                         ))
                 }
                 if let newer = entry.newer {
-                    entry = Entry(payload: newer, destination: sender.destination(of: newer))
+                    state.put(id, Entry(payload: newer, destination: sender.destination(of: newer)))
+                    return
                 } else if entry.removed {
-                    state.entries[id] = nil
+                    state.drop(id)
                     return
                 } else {
                     entry.finished = true
