@@ -26,7 +26,7 @@ struct ErpWritebackBench: AsyncParsableCommand {
 
     @OptionGroup var options: BenchOptions
     @Option(help: "Orders written back in the throughput run.") var orders = 3_000
-    @Option(help: "Orders of the slow ERP.") var slowOrders = 400
+    @Option(help: "Orders of the slow ERP.") var slowOrders = 100
     @Option(help: "The ERP's latency per request, ms.") var latency = 20
     @Option(help: "The slow ERP's latency per request, ms.") var slowLatency = 2_000
     @Option(help: "Writes in flight per ERP.") var concurrency = 8

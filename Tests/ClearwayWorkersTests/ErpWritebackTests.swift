@@ -15,6 +15,9 @@ final class MemoryERP: OutboxSender {
         var records: [String: OrderCustoms] = [:]
         var ledger: [String: Int] = [:]
         var sends = 0
+        /// Systems that refuse every write, and systems that fail every write for now.
+        var refusing: Set<String> = []
+        var down: Set<String> = []
     }
 
     let state = Mutex(State())
@@ -40,6 +43,11 @@ final class MemoryERP: OutboxSender {
         }
         if let delay = latency[customs.erp.system] { try? await Task.sleep(for: delay) }
         if Double.random(in: 0..<1) < failureShare { return .retry("HTTP 503", after: .milliseconds(50)) }
+        let (refusing, down) = state.withLock {
+            ($0.refusing.contains(customs.erp.system), $0.down.contains(customs.erp.system))
+        }
+        if refusing { return .refused("HTTP 400: Invalid field value custrecord_clw_status") }
+        if down { return .retry("HTTP 503: down for maintenance", after: nil) }
         let outcome = state.withLock { state -> WritebackResult.Outcome in
             state.sends += 1
             if let held = state.records[key], held.revision >= customs.revision { return .alreadyApplied }
@@ -152,5 +160,63 @@ struct ErpWritebackTests {
         }
         await group.triggerGracefulShutdown()
         try await task.value
+    }
+
+    /// An ERP that refuses: `refused` on erp-writeback.v1 and an `ERP-REFUSED` exception with
+    /// its words. An ERP that stays down: `gave-up` after the attempts, and the order's last
+    /// entry result on the DLQ, which, replayed onto entry-results.v1 once the ERP is back,
+    /// writes the order back.
+    @Test func refusalsAndGiveUpsAreSaidAndAGiveUpReplays() async throws {
+        let erp = MemoryERP()
+        erp.state.withLock {
+            $0.refusing = ["strict"]
+            $0.down = ["down"]
+        }
+        var deployment = WorkerDeployment(ErpWritebackHandler.definition(sender: erp))
+        deployment.outbox.initialBackoff = .milliseconds(20)
+        deployment.outbox.maximumAttempts = 3
+        try await deployment.createTopics()
+        let (dlq, exceptions, writebacks) = (
+            deployment.topic("dlq.v1"), deployment.topic("orders.exceptions.v1"), deployment.topic("erp-writeback.v1")
+        )
+        let encoder = JSONEncoder()
+        let refused = Self.result(1, .accepted, minute: 1, system: "strict")
+        let givenUp = Self.result(2, .accepted, minute: 1, system: "down")
+        let watch = try await deployment.watch(["erp-writeback.v1", "orders.exceptions.v1", "dlq.v1"])
+        let (group, task) = deployment.start()
+        try await deployment.publish(
+            "entry-results.v1",
+            try [refused, givenUp].map { ($0.orderId, String(decoding: try encoder.encode($0), as: UTF8.self)) })
+        try await watch.wait("a refusal, a give-up and its dead letter", limit: .seconds(60)) { seen in
+            seen.records.contains { $0.topic == dlq } && seen.records.contains { $0.topic == exceptions }
+        }
+        let seen = watch.seen.withLock { $0.records }
+        let results = seen.filter { $0.topic == deployment.topic("erp-writeback.v1") }.map {
+            try! JSONDecoder().decode(WritebackResult.self, from: $0.value)
+        }
+        #expect(results.first { $0.orderId == "SO-1" }?.outcome == .refused)
+        #expect(results.first { $0.orderId == "SO-1" }?.message?.contains("custrecord_clw_status") == true)
+        #expect(results.first { $0.orderId == "SO-2" }?.outcome == .gaveUp)
+        #expect(results.first { $0.orderId == "SO-2" }?.attempts == 3)
+        let exception = try #require(seen.first { $0.topic == deployment.topic("orders.exceptions.v1") })
+        #expect(exception.json["code"] as? String == "ERP-REFUSED")
+        #expect((exception.json["detail"] as? String)?.contains("Invalid field value") == true)
+        let dead = try #require(seen.first { $0.topic == deployment.topic("dlq.v1") })
+        #expect(dead.headers.first(named: "dlq.error.class") == "erp-gave-up")
+        #expect(dead.headers.first(named: "dlq.source.topic") == deployment.topic("entry-results.v1"))
+        #expect(try JSONDecoder().decode(EntryResult.self, from: dead.value) == givenUp)
+        // The ERP is back: the dead letter replayed writes the order back.
+        erp.state.withLock { $0.down = [] }
+        try await deployment.publish("entry-results.v1", [("SO-2", String(decoding: dead.value, as: UTF8.self))])
+        try await watch.wait("the replay applied", limit: .seconds(60)) { seen in
+            seen.records.contains {
+                $0.topic == writebacks && $0.json["orderId"] as? String == "SO-2"
+                    && $0.json["outcome"] as? String == "applied"
+            }
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await watch.stop()
+        #expect(erp.state.withLock { $0.records["SO-2"]?.values } == OrderCustoms.fold([givenUp])?.values)
     }
 }

@@ -141,7 +141,10 @@ public struct ErpWritebackHandler: RecordHandler {
         case .refused:
             outputs.append(try refusal(customs, order: order, message: message))
         case .gaveUp:
-            outputs.append(deadLetter(customs, order: order, message: message, attempts: completion.attempts))
+            outputs.append(
+                deadLetter(
+                    customs, order: order, message: message, attempts: completion.attempts,
+                    source: context.topicPrefix + Topics.entryResults.name))
         default: break
         }
         return outputs
@@ -175,13 +178,15 @@ public struct ErpWritebackHandler: RecordHandler {
             type: "clearway.order.exception.v1")
     }
 
-    private func deadLetter(_ customs: OrderCustoms, order: Order, message: String, attempts: Int) -> OutputRecord {
+    private func deadLetter(
+        _ customs: OrderCustoms, order: Order, message: String, attempts: Int, source: String
+    ) -> OutputRecord {
         let text =
             "gave up writing revision \(customs.revision) to \(customs.erp.system) after \(attempts) attempts: \(message)"
         return OutputRecord(
             topic: Topics.dlq.name, key: customs.orderId, value: order.lastResult, type: EntryResult.type,
             headers: [
-                KafkaHeader(name: "dlq.source.topic", string: Topics.entryResults.name),
+                KafkaHeader(name: "dlq.source.topic", string: source),
                 KafkaHeader(name: "dlq.worker", string: Self.name),
                 KafkaHeader(name: "dlq.error.class", string: "erp-gave-up"),
                 KafkaHeader(name: "dlq.error.message", string: text),
