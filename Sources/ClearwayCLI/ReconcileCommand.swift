@@ -95,9 +95,10 @@ struct ReconcileCommand: AsyncParsableCommand {
                 return .failed(
                     "no adapter for erp.system '\(erp.system)': set CLEARWAY_ERP_<SYSTEM>_ADAPTER (docs/erp.md)")
             }
-            // An ERP that fails now and then (a 429, a 503) is read again, a few times, backing off.
+            // An ERP that fails now and then (a 429, a 503) is read again, up to 12 times, backing
+            // off: under the storm test's 35 % faults, six tries left one order in 300 unread.
             var failure = ""
-            for attempt in 1...6 {
+            for attempt in 1...12 {
                 do {
                     return .values(try await adapter.read(erp, orderId: orderId))
                 } catch let error as ERPError {

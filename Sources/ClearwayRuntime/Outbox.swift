@@ -63,8 +63,10 @@ public struct OutboxPolicy: Sendable, Hashable {
     /// `CLEARWAY_OUTBOX_LIMIT`: a partition with more entries than this waiting is paused, and
     /// resumed under half of it. Default: 1,000.
     public var limit = 1000
-    /// `CLEARWAY_OUTBOX_MAX_ATTEMPTS`: sends of one entry before giving up. Default: 12.
-    public var maximumAttempts = 12
+    /// `CLEARWAY_OUTBOX_MAX_ATTEMPTS`: sends of one entry before giving up. Default: 20 (about
+    /// eight minutes of backoff). Sends an open circuit holds back are not attempts: while a
+    /// destination is down only its probes count, so its entries wait rather than run out.
+    public var maximumAttempts = 20
     /// The first retry's wait, doubling to `maximumBackoff` (with jitter); a destination's
     /// `Retry-After` wins when it gives one. Defaults: 500 ms, 30 s.
     public var initialBackoff: Duration = .milliseconds(500)

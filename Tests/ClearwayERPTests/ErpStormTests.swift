@@ -60,6 +60,10 @@ struct ErpStormTests {
                 "CLEARWAY_TOPIC_PREFIX": prefix, "CLEARWAY_STATE_DIR": state, "CLEARWAY_HTTP_PORT": "\(port)",
                 "CLEARWAY_INSTANCE_ID": "storm", "CLEARWAY_SESSION_TIMEOUT_MS": "6000",
                 "CLEARWAY_OUTBOX_BACKOFF_MS": "100",
+                // A NetSuite or Business Central write is two requests (a read, then a write), so
+                // under 35 % faults an attempt fails 58 % of the time: 12 attempts would give up on
+                // about one order a run, 40 on none.
+                "CLEARWAY_OUTBOX_MAX_ATTEMPTS": "40",
             ]) { _, new in new }
             environment.merge(extra) { _, new in new }
             return try WorkerProcess(

@@ -200,6 +200,8 @@ final class OutboxDispatcher: Sendable {
                 if let task = entry.task, !entry.finished {
                     tasks.append(task)
                     state.inFlight[entry.destination, default: 1] -= 1
+                    // Its answer will not be heard: were it the circuit's probe, the next send probes.
+                    state.circuits[entry.destination]?.probing = false
                 }
                 state.drop(id)
             }
