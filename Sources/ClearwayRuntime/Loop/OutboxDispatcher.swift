@@ -11,7 +11,7 @@ import Synchronization
 /// entries are queued as completions; the loop takes them (`takeCompletions`) and hands them to
 /// the handler in its transaction.
 ///
-/// The loop tells it what is committed (`assigned`, `committed`, `reload`) and what is no longer
+/// The loop tells it what is committed (`reload`, `committed`) and what is no longer
 /// this instance's (`revoked`); a revoked partition's sends are cancelled and their completions
 /// dropped, for its next owner sends them again.
 final class OutboxDispatcher: Sendable {
@@ -129,13 +129,9 @@ final class OutboxDispatcher: Sendable {
         wakeup.signal()
     }
 
-    /// A partition was assigned (or rolled back to its store): its committed entries.
-    func assigned(_ partition: Int32, entries: [(key: String, payload: Data)]) {
-        reload(partition, entries: entries)
-    }
-
-    /// The partition's outbox as committed (after a rollback): entries not in flight start over
-    /// from the store (a completion rolled back is sent again; the sender makes that harmless).
+    /// The partition's outbox as committed, on assignment or after a rollback: entries not in
+    /// flight start over from the store (a completion rolled back is sent again; the sender makes
+    /// that harmless).
     func reload(_ partition: Int32, entries: [(key: String, payload: Data)]) {
         let stored = Dictionary(entries.map { ($0.key, $0.payload) }, uniquingKeysWith: { _, last in last })
         state.withLock { state in
