@@ -5,6 +5,7 @@ import ClearwayERP
 import ClearwayERPSim
 import ClearwayKafka
 import ClearwayRuntime
+import ClearwayTestSupport
 import ClearwayWorkers
 import Crypto
 import Foundation
@@ -94,7 +95,7 @@ struct ErpWritebackBench: AsyncParsableCommand {
                     value: try Self.result("SO-\(index)", system: "netsuite")))
         }
         try await producer.flush(timeout: .seconds(120))
-        let port = try Self.freePort()
+        let port = try freePort()
         let state = folder + "/state"
         let process = try startWorker(
             executable: writeback,
@@ -189,22 +190,6 @@ struct ErpWritebackBench: AsyncParsableCommand {
 
     static func result(_ orderId: String, system: String) throws -> Data {
         try JSONEncoder().encode(entryResult(orderId, system: system))
-    }
-
-    static func freePort() throws -> Int {
-        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
