@@ -25,9 +25,7 @@ extension ProcessingLoop {
         for (partition, completion) in outbox.takeCompletions() {
             guard let state = stateManager.state(of: partition) else { continue }
             try beginIfNeeded()
-            let context = HandlerContext(
-                worker: definition.name, topicPrefix: prefix, inputTopic: definition.inputs.first?.name ?? "",
-                attempt: 1, state: state, tables: tables.tables)
+            let context = punctuationContext(state)
             let source = "outbox entry \(completion.key) of partition \(partition)"
             guard
                 let made = try await attempt(

@@ -19,9 +19,7 @@ extension ProcessingLoop {
                 let id = "\(partition)/\(key)"
                 guard state.pendingTimers[key] == nil, committer.fire(timer: id) else { continue }
                 try beginIfNeeded()
-                let context = HandlerContext(
-                    worker: definition.name, topicPrefix: prefix, inputTopic: definition.inputs.first?.name ?? "",
-                    attempt: 1, state: state, tables: tables.tables)
+                let context = punctuationContext(state)
                 let source = "timer \(key) of partition \(partition)"
                 guard
                     let fired = try await attempt(
@@ -55,9 +53,7 @@ extension ProcessingLoop {
             let sweep = tables.sweepPending.contains(partition)
             guard sweep || !changes.isEmpty else { continue }
             try beginIfNeeded()
-            let context = HandlerContext(
-                worker: definition.name, topicPrefix: prefix, inputTopic: definition.inputs.first?.name ?? "",
-                attempt: 1, state: state, tables: tables.tables)
+            let context = punctuationContext(state)
             let source = "reference-table change, partition \(partition)"
             guard
                 let changed = try await attempt(
@@ -75,6 +71,14 @@ extension ProcessingLoop {
             committer.count()
         }
         tables.delivered(retrying: retry)
+    }
+
+    /// What the handler gets for work between records (a timer, a table change, an outbox
+    /// completion) on a partition's state.
+    func punctuationContext(_ state: PartitionState) -> HandlerContext {
+        HandlerContext(
+            worker: definition.name, topicPrefix: prefix, inputTopic: definition.inputs.first?.name ?? "",
+            attempt: 1, state: state, tables: tables.tables)
     }
 
     /// A timer's or a table change's handler call, its state changes undone if it throws. A

@@ -49,6 +49,7 @@ public struct ErpWritebackHandler: RecordHandler {
     static let eventLimit = 200
 
     private let encoder = JSONEncoder.sortedKeys()
+    private let decoder = JSONDecoder()
 
     public init() {}
 
@@ -66,13 +67,13 @@ public struct ErpWritebackHandler: RecordHandler {
         }
         let result: EntryResult
         do {
-            result = try JSONDecoder().decode(EntryResult.self, from: record.value)
+            result = try decoder.decode(EntryResult.self, from: record.value)
         } catch {
             throw RecordRejected("schema-invalid", "not an entry-results.v1 record: \(error)")
         }
         try KeyCheck.require(record, isKeyedBy: result.orderId, field: "orderId")
         let key = "order/\(result.orderId)"
-        var order = try state.value(key).map { try JSONDecoder().decode(Order.self, from: $0) } ?? Order()
+        var order = try state.value(key).map { try decoder.decode(Order.self, from: $0) } ?? Order()
         order.lastResult = record.value
         guard result.erp != nil || order.events.contains(where: { $0.erp != nil }) else {
             // Nothing to write back to; said once per order.
@@ -110,15 +111,15 @@ public struct ErpWritebackHandler: RecordHandler {
         -> [OutputRecord]
     {
         guard let state = context.state else { return [] }
-        let customs = try JSONDecoder().decode(OrderCustoms.self, from: completion.payload)
+        let customs = try decoder.decode(OrderCustoms.self, from: completion.payload)
         if try state.outbox(completion.key) == completion.payload { state.removeFromOutbox(completion.key) }
         let key = "order/\(customs.orderId)"
-        var order = try state.value(key).map { try JSONDecoder().decode(Order.self, from: $0) } ?? Order()
+        var order = try state.value(key).map { try decoder.decode(Order.self, from: $0) } ?? Order()
         let outcome: WritebackResult.Outcome
         let message: String
         switch completion.outcome {
         case .delivered(let data):
-            let report = try JSONDecoder().decode(Report.self, from: data)
+            let report = try decoder.decode(Report.self, from: data)
             (outcome, message) = (report.outcome, report.detail)
         case .refused(let words): (outcome, message) = (.refused, words)
         case .gaveUp(let failure): (outcome, message) = (.gaveUp, failure)
