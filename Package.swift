@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "clearway", targets: ["ClearwayCLI"]),
         .executable(name: "clearway-bench", targets: ["ClearwayBench"]),
         .executable(name: "clearway-test-worker", targets: ["ClearwayTestWorker"]),
+        .executable(name: "clearway-chaos", targets: ["ClearwayChaos"]),
         .executable(name: "enricher", targets: ["Enricher"]),
         .executable(name: "pga-router", targets: ["PGARouter"]),
         .executable(name: "aggregator", targets: ["Aggregator"]),
@@ -153,6 +154,15 @@ let package = Package(
             name: "ClearwayTestWorker",
             dependencies: ["ClearwayRuntime", "ClearwayTestSupport", "ClearwayAllocator"],
             path: "Tests/ClearwayTestWorker"
+        ),
+        // The whole fleet under faults (scripts/chaos) and at a steady rate (scripts/soak).
+        .executableTarget(
+            name: "ClearwayChaos",
+            dependencies: [
+                "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayDomain", "ClearwayFleet",
+                "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/ClearwayChaos"
         ),
         // The benchmarks (scripts/bench), beside the package's product.
         .executableTarget(

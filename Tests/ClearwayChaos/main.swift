@@ -1,0 +1,2 @@
+// The chaos run (scripts/chaos): under construction.
+print("clearway-chaos")
