@@ -60,10 +60,10 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Starts a worker executable built with the tests (`clearway-test-worker` by default) with
     /// these environment variables (added to this process's) and arguments; its standard error
-    /// goes to `log` when given.
+    /// goes to `log` when given (after what the file holds, when `appending`).
     public init(
         environment: [String: String], executable: String = "clearway-test-worker", arguments: [String] = [],
-        log: URL? = nil
+        log: URL? = nil, appending: Bool = false
     ) throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var binary = directory.appendingPathComponent(executable)
@@ -79,8 +79,12 @@ public final class WorkerProcess: @unchecked Sendable {
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let logFile = try log.map { log in
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            return try FileHandle(forWritingTo: log)
+            if !appending || !FileManager.default.fileExists(atPath: log.path) {
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: log)
+            try handle.seekToEnd()
+            return handle
         }
         defer { try? logFile?.close() }  // the child has its own copy once started
         process.standardError =

@@ -1,2 +1,0 @@
-// The chaos run (scripts/chaos): under construction.
-print("clearway-chaos")
