@@ -47,7 +47,8 @@ struct ChaosRun: AsyncParsableCommand {
         commandName: "run", abstract: "Faults on a fleet working through a seeded order stream; lost and doubled.")
 
     @OptionGroup var fleet: FleetOptions
-    @Option(help: "Faults to inject (kill -9, SIGTERM, SIGSTOP past the session timeout, dropped and stalled connections).")
+    @Option(
+        help: "Faults to inject (kill -9, SIGTERM, SIGSTOP past the session timeout, dropped and stalled connections).")
     var faults = 50
     @Option(help: "Seconds between faults, on average.")
     var interval = 4.0

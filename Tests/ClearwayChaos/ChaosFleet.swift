@@ -47,6 +47,8 @@ final class ChaosFleet: @unchecked Sendable {
     /// Processes that ended without being told to (crashes): instance and exit status.
     private let unexpected = Mutex<[String]>([])
     private let restarts = Mutex<[Instance: Int]>([:])
+    /// Each instance's `/metrics`, `/healthz` and `/readyz` port (kept across restarts).
+    let ports = Mutex<[Instance: Int]>([:])
 
     var orderCount: Int { sample.orderKeys.count }
 
@@ -74,12 +76,14 @@ final class ChaosFleet: @unchecked Sendable {
         logger.logLevel = .critical
         let work = URL(fileURLWithPath: options.work).standardizedFileURL
         try? FileManager.default.removeItem(at: work)
-        try FileManager.default.createDirectory(at: work.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: work.appendingPathComponent("logs"), withIntermediateDirectories: true)
         let proxy = try ProxyControl(
             script: options.proxy, port: options.proxyPort, upstream: options.broker,
             log: work.appendingPathComponent("logs/proxy.log"))
         let servers = ["127.0.0.1:\(options.proxyPort)"]
-        let prefix = "chaos\(options.seed)."
+        // A prefix of the run's own: a second run on the same broker starts from nothing.
+        let prefix = "chaos-\(UUID().uuidString.prefix(6).lowercased())."
 
         // The simulated ERPs, in this process; credentials made for the run, secrets in files.
         let netsuiteKey = P256.Signing.PrivateKey()
@@ -101,7 +105,8 @@ final class ChaosFleet: @unchecked Sendable {
             "CLEARWAY_BOOTSTRAP_SERVERS": servers.joined(separator: ","), "CLEARWAY_TOPIC_PREFIX": prefix,
             "CLEARWAY_POLICY": "section321-whatif", "CLEARWAY_HTTP_PORT": "0",
             "CLEARWAY_SESSION_TIMEOUT_MS": "\(sessionTimeout.components.seconds * 1000)",
-            "CLEARWAY_CONSIGNEE_SECRET": consigneeSecret, "CLEARWAY_LOG_LEVEL": "notice",
+            "CLEARWAY_CONSIGNEE_SECRET": consigneeSecret,
+            "CLEARWAY_LOG_LEVEL": ProcessInfo.processInfo.environment["CHAOS_LOG_LEVEL"] ?? "notice",
             "CLEARWAY_MANIFEST_CLOSE_AFTER": "5", "CLEARWAY_FILER_DELAY_MS": "500",
             "CLEARWAY_ERP_NETSUITE_ADAPTER": "netsuite", "CLEARWAY_ERP_NETSUITE_URL": "\(url)/netsuite",
             "CLEARWAY_ERP_NETSUITE_CLIENT_ID": "chaos", "CLEARWAY_ERP_NETSUITE_CERTIFICATE_ID": "chaos-certificate",
@@ -173,19 +178,30 @@ final class ChaosFleet: @unchecked Sendable {
     /// Starts an instance's process (again, after a fault), its log appended to its file.
     func launch(_ instance: Instance) throws {
         let log = work.appendingPathComponent("logs/\(instance.name).log")
-        if !FileManager.default.fileExists(atPath: log.path) {
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: log)
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("--- started \(Date())\n".utf8))
-        try handle.close()
+        try handle(appendingTo: log).write(contentsOf: Data("--- started \(Date())\n".utf8))
         var environment = environment
         environment["CLEARWAY_INSTANCE_ID"] = instance.name
         environment["CLEARWAY_STATE_DIR"] = work.appendingPathComponent("state/\(instance.name)").path
+        let port = ports.withLock { ports in
+            if ports[instance] == nil { ports[instance] = try? freePort() }
+            return ports[instance] ?? 0
+        }
+        environment["CLEARWAY_HTTP_PORT"] = String(port)
+        try handle(appendingTo: work.appendingPathComponent("ports.txt")).write(
+            contentsOf: Data("\(instance.name) http://127.0.0.1:\(port)\n".utf8))
         let process = try WorkerProcess(
             environment: environment, executable: instance.worker.rawValue, log: log, appending: true)
         processes.withLock { $0[instance] = process }
+    }
+
+    /// A file opened for writing at its end (created if missing); closed when released.
+    private func handle(appendingTo file: URL) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: file.path) {
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.seekToEnd()
+        return handle
     }
 
     func process(_ instance: Instance) -> WorkerProcess? { processes.withLock { $0[instance] } }
@@ -216,7 +232,8 @@ final class ChaosFleet: @unchecked Sendable {
         processes.withLock { processes in
             processes.reduce(into: [:]) { memory, entry in
                 let status =
-                    (try? String(contentsOfFile: "/proc/\(entry.value.process.processIdentifier)/status", encoding: .utf8))
+                    (try? String(
+                        contentsOfFile: "/proc/\(entry.value.process.processIdentifier)/status", encoding: .utf8))
                     ?? ""
                 let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
                 let kb = line?.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0

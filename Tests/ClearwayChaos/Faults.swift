@@ -42,7 +42,9 @@ struct FaultPlan: Sendable {
         for _ in 0..<count {
             at += Double.random(in: interval * 0.5...interval * 1.5, using: &random)
             var pick = Int.random(in: 0..<total, using: &random)
-            let kind = weighted.first { pick -= $0.1; return pick < 0 }!.0
+            let kind = weighted.first {
+                pick -= $0.1; return pick < 0
+            }!.0
             faults.append((at, kind))
         }
         // Broker restarts at even points through the run, in place of the faults there.
@@ -128,7 +130,9 @@ final class GroupProgress: Sendable {
                 throw SetupFailure(description: "topic \(fleet.prefix + input) is missing")
             }
             consumers[worker] = consumer
-            partitions[worker] = description.partitions.map { TopicPartition(topic: fleet.prefix + input, partition: $0.id) }
+            partitions[worker] = description.partitions.map {
+                TopicPartition(topic: fleet.prefix + input, partition: $0.id)
+            }
         }
         self.consumers = consumers
         self.partitions = partitions
@@ -145,7 +149,9 @@ final class GroupProgress: Sendable {
             for offset in committed {
                 guard let high = try? await consumer.watermarks(offset.topicPartition, timeout: .seconds(5)).high
                 else { continue }
-                if high > max(offset.offset, 0) + 1 { waiting[worker, default: [:]][offset.topicPartition] = offset.offset }
+                if high > max(offset.offset, 0) + 1 {
+                    waiting[worker, default: [:]][offset.topicPartition] = offset.offset
+                }
             }
         }
         return waiting
@@ -204,7 +210,9 @@ final class FaultInjector: Sendable {
             let faultAt = clock.now
             let what = try await apply(kind, to: target, random: &random)
             injected.append(InjectedFault(kind: kind, target: what, at: seconds(faultAt - start)))
-            say("fault \(index + 1)/\(plan.faults.count) at \(Int(seconds(faultAt - start))) s: \(kind.rawValue) \(what)")
+            say(
+                "fault \(index + 1)/\(plan.faults.count) at \(Int(seconds(faultAt - start))) s: \(kind.rawValue) \(what)"
+            )
             // Recovery: until every partition that had work waiting has committed past it.
             let task = Task {
                 var recovered: Double?

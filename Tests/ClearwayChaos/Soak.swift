@@ -36,7 +36,9 @@ struct Soak: AsyncParsableCommand {
         let run = try await ChaosFleet.start(fleet)
         defer { run.stopAll() }
         let rate = Double(run.orderCount) / (minutes * 60)
-        say("\(run.orderCount) orders over \(minutes) min (\(String(format: "%.1f", rate))/s), \(run.instances.count) processes")
+        say(
+            "\(run.orderCount) orders over \(minutes) min (\(String(format: "%.1f", rate))/s), \(run.instances.count) processes"
+        )
         let publishing = Task { try await run.publishOrders(over: .seconds(minutes * 60)) }
         let progress = try await GroupProgress(fleet: run)
         let clock = ContinuousClock()
@@ -46,15 +48,18 @@ struct Soak: AsyncParsableCommand {
             try await Task.sleep(for: .seconds(every))
             run.noteUnexpectedExits(except: [])
             let memory = run.residentMemory()
-            let byWorker = Dictionary(grouping: memory, by: { String($0.key.split(separator: "-").dropLast().joined(separator: "-")) })
-                .mapValues { $0.map(\.value).max() ?? 0 }
+            let byWorker = Dictionary(
+                grouping: memory, by: { String($0.key.split(separator: "-").dropLast().joined(separator: "-")) }
+            )
+            .mapValues { $0.map(\.value).max() ?? 0 }
             let sample = Sample(at: seconds(clock.now - start), residentMiB: byWorker, lag: await progress.lag())
             samples.append(sample)
             if samples.count % 6 == 0 {
                 say(
                     "\(Int(sample.at)) s: RSS (largest instance) "
                         + sample.residentMiB.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }
-                        .joined(separator: ", ") + "; lag " + sample.lag.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                        .joined(separator: ", ") + "; lag "
+                        + sample.lag.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                         .joined(separator: ", "))
             }
         }

@@ -93,7 +93,9 @@ struct Verdict: Codable, Sendable {
         settledInSeconds = settled
         var checks: [Check] = []
         func check(_ name: String, _ counts: Check.Counts, _ failures: [String]) {
-            checks.append(Check(name: name, failures: failures.count, examples: Array(failures.sorted().prefix(5)), counts: counts))
+            checks.append(
+                Check(
+                    name: name, failures: failures.count, examples: Array(failures.sorted().prefix(5)), counts: counts))
         }
 
         // Lost: an order without an outcome, a released shipment never filed, an entry result
@@ -138,7 +140,9 @@ struct Verdict: Codable, Sendable {
         let overDay = Dictionary(grouping: tally.released(.t86), by: { "\($0.consigneeKey) \($0.day)" })
             .mapValues { $0.reduce(Decimal(0)) { $0 + ((try? Decimal(parsingPlain: $1.valueUSD)) ?? 0) } }
             .filter { $0.value > 800 }
-        check("no consignee-day Type 86 total over $800 (19 CFR 10.151)", .invariant, overDay.map { "\($0.key): \($0.value)" })
+        check(
+            "no consignee-day Type 86 total over $800 (19 CFR 10.151)", .invariant,
+            overDay.map { "\($0.key): \($0.value)" })
         check(
             "no informal (Type 11) entry over $2,500 (19 CFR 143.21)", .invariant,
             live.filter { $0.entryType == .t11 && ((try? Decimal(parsingPlain: $0.totalValueUSD)) ?? 0) > 2_500 }
@@ -241,7 +245,8 @@ struct ChaosReport: Codable, Sendable {
                 .joined(separator: ", ") + ")")
         lines.append(
             "orders: \(verdict.orders), decided \(verdict.decided) "
-                + "(\(verdict.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))")
+                + "(\(verdict.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))"
+        )
         lines.append(
             "released shipments \(verdict.released), live entries \(verdict.entries), written back \(verdict.writtenBack), "
                 + "ERP side effects \(verdict.erpSideEffects)")
@@ -257,13 +262,18 @@ struct ChaosReport: Codable, Sendable {
         let repeats = verdict.repeatsByCeId.values.reduce(0, +)
         lines.append(
             "records read \(verdict.records.values.reduce(0, +)); repeats a consumer drops by ce_id: \(repeats)"
-                + (repeats == 0 ? "" : " (\(verdict.repeatsByCeId.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))"))
+                + (repeats == 0
+                    ? ""
+                    : " (\(verdict.repeatsByCeId.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))")
+        )
         lines.append(
             "schema-checked: "
-                + verdict.schemaChecked.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                + verdict.schemaChecked.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                    separator: ", "))
         for check in verdict.checks {
             let mark = check.failures == 0 ? "ok  " : "FAIL"
-            lines.append("  \(mark) \(check.name)" + (check.failures == 0 ? "" : ": \(check.failures), e.g. \(check.examples)"))
+            lines.append(
+                "  \(mark) \(check.name)" + (check.failures == 0 ? "" : ": \(check.failures), e.g. \(check.examples)"))
         }
         if !crashes.isEmpty { lines.append("  FAIL worker processes that exited on their own: \(crashes)") }
         return lines.joined(separator: "\n")
