@@ -254,9 +254,26 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Aborts the current transaction; its records are never seen by `read_committed` consumers.
-    public func abortTransaction(timeout: Duration = .seconds(30)) async throws {
+    ///
+    /// An abort that fails with a retriable error — it timed out, say while the broker restarts,
+    /// and goes on in the background — is called again, up to `attempts` calls in all, as
+    /// librdkafka's documentation of `rd_kafka_abort_transaction` asks ("retry call to resume").
+    public func abortTransaction(timeout: Duration = .seconds(30), attempts: Int = 1) async throws {
         try requireTransactional()
-        try await transactionStep("abort transaction") { rd_kafka_abort_transaction($0, Int32(timeout.milliseconds)) }
+        var attempt = 1
+        while true {
+            do {
+                try await transactionStep("abort transaction") {
+                    rd_kafka_abort_transaction($0, Int32(timeout.milliseconds))
+                }
+                return
+            } catch let error as KafkaError where error.isRetriable && !error.isFatal && attempt < attempts {
+                logger.warning(
+                    "transaction abort not finished; calling it again",
+                    metadata: ["kafka.error": "\(error)", "attempt": "\(attempt)", "attempts": "\(attempts)"])
+                attempt += 1
+            }
+        }
     }
 
     private func requireTransactional() throws {

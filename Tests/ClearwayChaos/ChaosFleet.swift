@@ -75,7 +75,6 @@ final class ChaosFleet: @unchecked Sendable {
         var logger = Logger(label: "clearway.chaos")
         logger.logLevel = .critical
         let work = URL(fileURLWithPath: options.work).standardizedFileURL
-        try? FileManager.default.removeItem(at: work)
         try FileManager.default.createDirectory(
             at: work.appendingPathComponent("logs"), withIntermediateDirectories: true)
         let proxy = try ProxyControl(
@@ -152,24 +151,40 @@ final class ChaosFleet: @unchecked Sendable {
         await producer.shutdown()
     }
 
-    /// Sends the orders evenly over `span`, in tenths of a second.
+    /// Sends the orders evenly over `span`, in tenths of a second, each tenth flushed. A tenth
+    /// that fails (the broker restarted and forgot the producer's sequence numbers, a fatal
+    /// error for an idempotent producer) is sent again by a new producer: an order may then
+    /// arrive twice, byte for byte, as a redelivery from a real OMS would.
     func publishOrders(over span: Duration) async throws {
         let orders = sample.orders
         let ticks = max(1, Int(seconds(span) * 10))
         let perTick = max(1, (orders.count + ticks - 1) / ticks)
-        let producer = try KafkaProducer(
+        var producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
         let clock = ContinuousClock()
         let start = clock.now
         for (tick, chunk) in stride(from: 0, to: orders.count, by: perTick).enumerated() {
-            for record in orders[chunk..<min(chunk + perTick, orders.count)] {
-                try await producer.send(
-                    ProducerRecord(
-                        topic: prefix + record.topic, key: Data(record.key.utf8), value: Data(record.value.utf8)))
+            for attempt in 1... {
+                do {
+                    for record in orders[chunk..<min(chunk + perTick, orders.count)] {
+                        try await producer.send(
+                            ProducerRecord(
+                                topic: prefix + record.topic, key: Data(record.key.utf8),
+                                value: Data(record.value.utf8)))
+                    }
+                    try await producer.flush(timeout: .seconds(60))
+                    break
+                } catch {
+                    guard attempt < 10 else { throw error }
+                    say("publishing orders: \(error); sending the last tenth again with a new producer")
+                    await producer.shutdown()
+                    try await Task.sleep(for: .seconds(1))
+                    producer = try KafkaProducer(
+                        configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
+                }
             }
             try await clock.sleep(until: start + .milliseconds(100 * (tick + 1)))
         }
-        try await producer.flush()
         await producer.shutdown()
     }
 

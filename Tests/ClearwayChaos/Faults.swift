@@ -278,13 +278,14 @@ final class FaultInjector: Sendable {
             return fleet.proxy.send("stall \(Int.random(in: 3...8, using: &random))")
         case .brokerRestart:
             guard let brokerControl else { return "no broker control" }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: brokerControl)
-            process.arguments = ["restart", "--kill"]
-            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus == 0 ? "restarted" : "restart failed (\(process.terminationStatus))"
+            // system(3) on a thread of its own: Foundation's Process was seen to leave this child
+            // unreaped (and so "running") after it had exited.
+            let status = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: system("'\(brokerControl)' restart --kill >/dev/null"))
+                }
+            }
+            return status == 0 ? "restarted" : "restart failed (status \(status))"
         }
     }
 

@@ -47,6 +47,10 @@ final class TransactionalProducer {
     /// call again waits for it) before it is aborted and its records are handled again.
     static let commitAttempts = 3
 
+    /// Calls to abort a transaction whose abort times out (30 s each): a broker that is down or
+    /// restarting gets five minutes before the worker gives up and stops.
+    static let abortAttempts = 10
+
     init(settings: KafkaProducerConfiguration, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
@@ -154,7 +158,7 @@ final class TransactionalProducer {
     /// Aborts the open transaction; a producer that is fenced or failed meanwhile is rebuilt.
     func abort() async throws {
         do {
-            try await client.abortTransaction()
+            try await client.abortTransaction(attempts: Self.abortAttempts)
         } catch let error as KafkaError where error.isFatal {
             try await rebuild()
         }
