@@ -138,10 +138,25 @@ final class ChaosFleet: @unchecked Sendable {
 
     // MARK: Records
 
+    /// The order source's producer, with the `CLEARWAY_KAFKA_*` properties the workers get: not
+    /// idempotent (as many an OMS connector is not; a retry may then repeat an order, which the
+    /// fleet must take), one request in flight so a retry cannot reorder an order's versions.
+    /// (The test broker's durable S3 engine loses an idempotent producer's sequence numbers under
+    /// load, a fatal error for it; see docs/testing.md.)
+    func producer() throws -> KafkaProducer {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: servers)
+        configuration.enableIdempotence = false
+        configuration.properties["max.in.flight.requests.per.connection"] = "1"
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("CLEARWAY_KAFKA_") {
+            configuration.properties[name.dropFirst("CLEARWAY_KAFKA_".count).lowercased().replacing("_", with: ".")] =
+                value
+        }
+        return try KafkaProducer(configuration: configuration, logger: logger)
+    }
+
     /// Sends records to the deployment's topics (through the proxy, as every client here).
     func publish(_ records: [SampleRecord]) async throws {
-        let producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
+        let producer = try producer()
         for record in records {
             try await producer.send(
                 ProducerRecord(
@@ -159,8 +174,7 @@ final class ChaosFleet: @unchecked Sendable {
         let orders = sample.orders
         let ticks = max(1, Int(seconds(span) * 10))
         let perTick = max(1, (orders.count + ticks - 1) / ticks)
-        var producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
+        var producer = try producer()
         let clock = ContinuousClock()
         let start = clock.now
         for (tick, chunk) in stride(from: 0, to: orders.count, by: perTick).enumerated() {
@@ -179,8 +193,7 @@ final class ChaosFleet: @unchecked Sendable {
                     say("publishing orders: \(error); sending the last tenth again with a new producer")
                     await producer.shutdown()
                     try await Task.sleep(for: .seconds(1))
-                    producer = try KafkaProducer(
-                        configuration: KafkaProducerConfiguration(bootstrapServers: servers), logger: logger)
+                    producer = try self.producer()
                 }
             }
             try await clock.sleep(until: start + .milliseconds(100 * (tick + 1)))

@@ -141,18 +141,25 @@ final class GroupProgress: Sendable {
     /// The partitions of `workers` with records waiting (beyond a trailing transaction marker),
     /// with the offsets their groups have committed.
     func waiting(_ workers: [WorkerName]) async -> [WorkerName: [TopicPartition: Int64]] {
-        var waiting: [WorkerName: [TopicPartition: Int64]] = [:]
-        for worker in workers {
-            guard let consumer = consumers[worker], let partitions = partitions[worker],
-                let committed = try? await consumer.committed(partitions, timeout: .seconds(5))
-            else { continue }
-            for offset in committed {
-                guard let high = try? await consumer.watermarks(offset.topicPartition, timeout: .seconds(5)).high
-                else { continue }
-                if high > max(offset.offset, 0) + 1 {
-                    waiting[worker, default: [:]][offset.topicPartition] = offset.offset
-                }
+        await withTaskGroup(of: (WorkerName, [TopicPartition: Int64]).self) { group in
+            for worker in workers {
+                group.addTask { (worker, await self.waiting(worker)) }
             }
+            var waiting: [WorkerName: [TopicPartition: Int64]] = [:]
+            for await (worker, offsets) in group where !offsets.isEmpty { waiting[worker] = offsets }
+            return waiting
+        }
+    }
+
+    private func waiting(_ worker: WorkerName) async -> [TopicPartition: Int64] {
+        guard let consumer = consumers[worker], let partitions = partitions[worker],
+            let committed = try? await consumer.committed(partitions, timeout: .seconds(5))
+        else { return [:] }
+        var waiting: [TopicPartition: Int64] = [:]
+        for offset in committed {
+            guard let high = try? await consumer.watermarks(offset.topicPartition, timeout: .seconds(5)).high
+            else { continue }
+            if high > max(offset.offset, 0) + 1 { waiting[offset.topicPartition] = offset.offset }
         }
         return waiting
     }
@@ -206,7 +213,9 @@ final class FaultInjector: Sendable {
             if kind.hitsAProcess && candidates.isEmpty { kind = .drop }
             let target = kind.hitsAProcess ? candidates.randomElement(using: &random)! : nil
             let affected = target.map { [$0.worker] } ?? ChaosFleet.inputs.map(\.0)
-            let waiting = await progress.waiting(affected)
+            // What was waiting is read as the fault lands, beside it: reading it first would
+            // delay every fault by the round trips.
+            let waitingAtFault = Task { await progress.waiting(affected) }
             let faultAt = clock.now
             let what = try await apply(kind, to: target, random: &random)
             injected.append(InjectedFault(kind: kind, target: what, at: seconds(faultAt - start)))
@@ -215,6 +224,7 @@ final class FaultInjector: Sendable {
             )
             // Recovery: until every partition that had work waiting has committed past it.
             let task = Task {
+                let waiting = await waitingAtFault.value
                 var recovered: Double?
                 if !waiting.isEmpty {
                     while clock.now - faultAt < .seconds(300), !Task.isCancelled {

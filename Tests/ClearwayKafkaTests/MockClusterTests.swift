@@ -53,6 +53,36 @@ struct MockClusterTests {
         #expect(try await readValues(of: "decisions", from: cluster, atLeast: 1) == ["decided"])
     }
 
+    /// A broker down while a worker aborts (it restarts, say): the abort times out, and called
+    /// again it resumes and ends once the broker is back, where one call alone would have
+    /// stopped the worker (seen in the chaos run).
+    @Test func aTransactionAbortThatTimesOutIsCalledAgainAndEnds() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: Broker.logger)
+        try cluster.createTopic("decisions", partitions: 1)
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        configuration.transactionalID = "abort-retry"
+        let producer = try KafkaProducer(configuration: configuration, logger: Broker.logger)
+        try await producer.initTransactions()
+        try producer.beginTransaction()
+        try await producer.send(ProducerRecord(topic: "decisions", key: "k", value: Data("undone".utf8)))
+
+        try cluster.setBroker(1, up: false)
+        await #expect(throws: KafkaError.self) {
+            try await producer.abortTransaction(timeout: .milliseconds(300))
+        }
+        let back = Task {
+            try await Task.sleep(for: .seconds(1))
+            try cluster.setBroker(1, up: true)
+        }
+        try await producer.abortTransaction(timeout: .milliseconds(300), attempts: 40)
+        try await back.value
+        // The abort ended: the producer takes the next transaction, which commits.
+        try producer.beginTransaction()
+        try await producer.send(ProducerRecord(topic: "decisions", key: "k", value: Data("done".utf8)))
+        try await producer.commitTransaction()
+        await producer.shutdown()
+    }
+
     /// The values of partition 0 of a mock-cluster topic, read from the beginning (`read_committed`)
     /// up to its end once at least `count` have come.
     private func readValues(of topic: String, from cluster: KafkaMockCluster, atLeast count: Int) async throws
