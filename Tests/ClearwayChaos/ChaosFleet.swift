@@ -52,6 +52,11 @@ final class ChaosFleet: @unchecked Sendable {
 
     var orderCount: Int { sample.orderKeys.count }
 
+    /// One order in this many is sent again under a null key and under a key that is not UTF-8.
+    static let misKeyedEvery = 250
+    /// The mis-keyed records the order stream holds (each sent once, or more if a send was retried).
+    var misKeyed: Int { 2 * (sample.orders.count + Self.misKeyedEvery - 8) / Self.misKeyedEvery }
+
     private init(
         options: FleetOptions, prefix: String, work: URL, logger: Logger, proxy: ProxyControl, erp: ERPSimulator,
         erpRunning: ERPSimulator.Running, environment: [String: String], sample: Sample
@@ -180,11 +185,21 @@ final class ChaosFleet: @unchecked Sendable {
         for (tick, chunk) in stride(from: 0, to: orders.count, by: perTick).enumerated() {
             for attempt in 1... {
                 do {
-                    for record in orders[chunk..<min(chunk + perTick, orders.count)] {
+                    for (index, record) in orders[chunk..<min(chunk + perTick, orders.count)].enumerated() {
                         try await producer.send(
                             ProducerRecord(
                                 topic: prefix + record.topic, key: Data(record.key.utf8),
                                 value: Data(record.value.utf8)))
+                        // Now and then the same order again under a key that is not its id: a
+                        // null key and one that is not UTF-8. Each must be refused (the DLQ,
+                        // `key-mismatch`) and change no decision.
+                        if (chunk + index) % Self.misKeyedEvery == 7 {
+                            for key in [nil, Data([0xFF, 0xFE, 0x4D])] {
+                                try await producer.send(
+                                    ProducerRecord(
+                                        topic: prefix + record.topic, key: key, value: Data(record.value.utf8)))
+                            }
+                        }
                     }
                     try await producer.flush(timeout: .seconds(60))
                     break

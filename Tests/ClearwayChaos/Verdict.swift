@@ -157,6 +157,14 @@ struct Verdict: Codable, Sendable {
                 } == true
             }.map(\.shipmentId))
         check("every outcome record readable", .schema, tally.unreadable)
+        // The mis-keyed copies of orders: each refused, in the DLQ once (by where it was read).
+        let refused = seen.refusedKeys
+        check(
+            "every mis-keyed order refused (DLQ, key-mismatch)", .lost,
+            refused.count >= fleet.misKeyed ? [] : ["\(refused.count) of \(fleet.misKeyed) in the DLQ"])
+        check(
+            "every refused record in the DLQ once", .doubled,
+            seen.deadLetterSources.filter { $0.value > 1 }.map { "\($0.key) ×\($0.value)" })
 
         var schemaChecked: [String: Int] = [:]
         var problems: [String] = []
@@ -182,6 +190,10 @@ struct SeenRecords: Sendable {
     /// Per topic, a digest of key and value to the first `ce_id` seen with it.
     private var firstId: [String: String] = [:]
     var sameValueTwoIds: [String] = []
+    /// Dead letters by where their record was read (topic, partition, offset), counted once per
+    /// `ce_id`; and the sources of those refused for their key.
+    var deadLetterSources: [String: Int] = [:]
+    var refusedKeys: Set<String> = []
 
     mutating func add(_ record: ConsumerRecord, topic: String) {
         counts[topic, default: 0] += 1
@@ -201,6 +213,12 @@ struct SeenRecords: Sendable {
             firstId[digest] = id
         }
         if kept[topic, default: []].count < Verdict.schemaSample { kept[topic, default: []].append(record.value) }
+        if topic == "dlq.v1" {
+            let source = ["dlq.source.topic", "dlq.source.partition", "dlq.source.offset"]
+                .map { record.headers.first(named: $0) ?? "?" }.joined(separator: "/")
+            deadLetterSources[source, default: 0] += 1
+            if record.headers.first(named: "dlq.error.class") == "key-mismatch" { refusedKeys.insert(source) }
+        }
     }
 }
 
