@@ -55,7 +55,7 @@ final class ChaosFleet: @unchecked Sendable {
     /// One order in this many is sent again under a null key and under a key that is not UTF-8.
     static let misKeyedEvery = 250
     /// The mis-keyed records the order stream holds (each sent once, or more if a send was retried).
-    var misKeyed: Int { 2 * (sample.orders.count + Self.misKeyedEvery - 8) / Self.misKeyedEvery }
+    var misKeyed: Int { 2 * ((sample.orders.count + Self.misKeyedEvery - 8) / Self.misKeyedEvery) }
 
     private init(
         options: FleetOptions, prefix: String, work: URL, logger: Logger, proxy: ProxyControl, erp: ERPSimulator,
