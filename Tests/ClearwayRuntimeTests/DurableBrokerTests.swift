@@ -30,7 +30,6 @@ struct DurableBrokerTests {
         let count = 2 * half
         try await deployment.produce((0..<half).map { ("k\($0 % 31)", String($0), []) }, servers: servers)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("durable-\(deployment.name).log")
-        defer { try? FileManager.default.removeItem(at: log) }
         let worker = try WorkerProcess(
             environment: deployment.environment(
                 instance: "durable",
@@ -54,11 +53,19 @@ struct DurableBrokerTests {
             "committed offsets survived the kill: before \(beforeKill), after \(afterRestart)")
         #expect(afterRestart.values.reduce(0, +) < Int64(half), "the kill fell mid-stream: \(afterRestart)")
         try await deployment.produce((half..<count).map { ("k\($0 % 31)", String($0), []) }, servers: servers)
-        try await within(.seconds(120), "the worker committing every input") {
-            while try await probe.read().values.reduce(0, +) < Int64(count) {
-                try await Task.sleep(for: .milliseconds(200))
+        do {
+            try await within(.seconds(120), "the worker committing every input") {
+                while try await probe.read().values.reduce(0, +) < Int64(count) {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
             }
+        } catch {
+            let said = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let committed = try? await probe.read()
+            Issue.record("committed \(String(describing: committed)); the worker's log: \(said.suffix(3000))")
+            throw error
         }
+        try? FileManager.default.removeItem(at: log)
         #expect(worker.process.isRunning, "the worker rode out the broker's restart")
         worker.signal(SIGTERM)
         #expect(await worker.waitForExit(limit: .seconds(15)) == 0)
