@@ -255,8 +255,7 @@ struct TopicsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try WorkerConfiguration.fromEnvironment(worker: "clearway-cli", httpPort: 0)
-            var logger = Logger(label: "clearway.topics")
-            logger.logLevel = .error
+            let logger = quietLogger("clearway.topics")
             let topics = Topics.all.map { topic -> TopicDeclaration in
                 var topic = topic
                 if let replicationFactor { topic.replicationFactor = replicationFactor }

@@ -12,9 +12,11 @@ func cliConfiguration() throws -> WorkerConfiguration {
     try WorkerConfiguration.fromEnvironment(worker: "clearway-cli", httpPort: 0)
 }
 
+/// The CLI's logger: errors only, unless `CLEARWAY_LOG_LEVEL` asks for more (as for a worker).
 func quietLogger(_ label: String) -> Logger {
     var logger = Logger(label: label)
-    logger.logLevel = .error
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["CLEARWAY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .error
     return logger
 }
 

@@ -74,6 +74,17 @@ public struct ConsigneeKeySecret: Sendable {
     /// A secret from text (its UTF-8 bytes).
     public init(text: String) throws { try self.init(Array(text.utf8)) }
 
+    /// The built-in development key's text, the one `scripts/demo` uses. It is in the source, so
+    /// hashes keyed by it protect nothing: workers refuse it unless told that the run is a
+    /// development run (`CLEARWAY_DEVELOPMENT_RUN=true`).
+    public static let developmentText = "demo-consignee-secret-not-for-production"
+
+    /// The built-in development key.
+    public static let development = try! ConsigneeKeySecret(text: developmentText)
+
+    /// Whether this is the built-in development key.
+    public var isDevelopmentKey: Bool { bytes == Self.development.bytes }
+
     func hash(_ text: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: SymmetricKey(data: bytes))
         return hexString(code.prefix(16))

@@ -8,7 +8,8 @@ import Synchronization
 /// opaque; `RDKafkaClient` keeps it alive for longer than the handle.
 final class ClientContext: Sendable {
     let logger: Logger
-    let lastError = Mutex<String?>(nil)
+    /// The last client-wide error librdkafka reported: its text and code.
+    let lastError = Mutex<(text: String, code: rd_kafka_resp_err_t)?>(nil)
     let statistics = Mutex<KafkaStatistics?>(nil)
     /// A delivery report, on librdkafka's poll thread (producer only).
     let onDelivery: (@Sendable (UnsafePointer<rd_kafka_message_t>) -> Void)?
@@ -83,12 +84,25 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     /// The last error librdkafka reported for the client as a whole (e.g. a refused connection).
-    var lastError: String? { context.lastError.withLock { $0 } }
+    var lastError: String? { context.lastError.withLock { $0?.text } }
 
-    /// `message`, with the last client-wide error appended when there is one.
+    /// `message`, with the last client-wide error appended when there is one, and what to check
+    /// when that error is a refused login or a failed TLS handshake.
     func explain(_ message: String) -> String {
-        guard let lastError else { return message }
-        return "\(message) (last error from librdkafka: \(lastError))"
+        guard let last = context.lastError.withLock({ $0 }) else { return message }
+        var hint = ""
+        switch last.code {
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+            hint =
+                "; the brokers refused this client's login: check sasl.mechanism, sasl.username and sasl.password "
+                + "(CLEARWAY_KAFKA_SASL_MECHANISM, CLEARWAY_KAFKA_SASL_USERNAME, CLEARWAY_KAFKA_SASL_PASSWORD_FILE)"
+        case RD_KAFKA_RESP_ERR__SSL:
+            hint =
+                "; the TLS handshake failed: check security.protocol and ssl.ca.location "
+                + "(CLEARWAY_KAFKA_SECURITY_PROTOCOL, CLEARWAY_KAFKA_SSL_CA_LOCATION)"
+        default: break
+        }
+        return "\(message) (last error from librdkafka: \(last.text))\(hint)"
     }
 
     /// The client's fatal error, if it has one.
@@ -193,7 +207,7 @@ private func errorCallback(
 ) {
     guard let context = ClientContext.from(opaque) else { return }
     let text = reason.map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(rd_kafka_resp_err_t(err)))
-    context.lastError.withLock { $0 = text }
+    context.lastError.withLock { $0 = (text, rd_kafka_resp_err_t(err)) }
     context.logger.debug("librdkafka error", metadata: ["kafka.error": "\(text)"])
 }
 

@@ -12,7 +12,7 @@ final class PartitionStore: Sendable {
     let path: String
 
     init(directory: String, name: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try StateDirectory.create(directory)
         path = (directory as NSString).appendingPathComponent("\(name).sqlite")
         database = try DatabasePool(path: path)
         var migrator = DatabaseMigrator()

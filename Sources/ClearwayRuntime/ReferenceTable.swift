@@ -23,7 +23,7 @@ public final class ReferenceTable: Sendable {
 
     init(name: String, directory: String) throws {
         self.name = name
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try StateDirectory.create(directory)
         database = try DatabasePool(path: (directory as NSString).appendingPathComponent("\(name).sqlite"))
         var migrator = DatabaseMigrator()
         // Migrations are never edited once shipped; add new ones.

@@ -68,6 +68,9 @@ public struct WorkerConfiguration: Sendable {
     /// `CLEARWAY_KAFKA_<PROPERTY>` (and `CLEARWAY_KAFKA_<PROPERTY>_FILE` for secrets read from a
     /// file): any librdkafka property, e.g. SASL and SSL settings.
     public var kafkaProperties: [String: String] = [:]
+    /// The names of the `kafkaProperties` read from files (`CLEARWAY_KAFKA_<PROPERTY>_FILE`):
+    /// secrets whatever their name, so logs mask them.
+    public var kafkaPropertiesFromFiles: Set<String> = []
 
     /// Defaults for a worker.
     public init(worker: String, httpPort: Int) {
@@ -127,32 +130,45 @@ public struct WorkerConfiguration: Sendable {
         if let ms = try integer("CLEARWAY_OUTBOX_BACKOFF_MS") {
             configuration.outbox.initialBackoff = .milliseconds(ms)
         }
-        configuration.kafkaProperties = try kafkaPropertiesWithSecrets(environment)
+        (configuration.kafkaProperties, configuration.kafkaPropertiesFromFiles) = try kafkaPropertiesWithSecrets(
+            environment)
         return configuration
     }
 
-    /// `CLEARWAY_KAFKA_*` properties; a name ending in `_FILE` reads the value from that file.
-    static func kafkaPropertiesWithSecrets(_ environment: [String: String]) throws -> [String: String] {
+    /// `CLEARWAY_KAFKA_*` properties, and the names of those read from a file (a variable whose
+    /// name ends in `_FILE` names the file that holds the value).
+    static func kafkaPropertiesWithSecrets(_ environment: [String: String]) throws -> (
+        properties: [String: String], fromFiles: Set<String>
+    ) {
         var plain: [String: String] = [:]
         var files: [String: String] = [:]
         for (name, value) in environment where name.hasPrefix("CLEARWAY_KAFKA_") {
             if name.hasSuffix("_FILE") { files[String(name.dropLast(5))] = value } else { plain[name] = value }
         }
         var properties = ClearwayKafka.kafkaProperties(fromEnvironment: plain)
+        var fromFiles = Set<String>()
         for (name, path) in files {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigurationError("\(name)_FILE=\(path): the file cannot be read")
             }
             let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
-            properties.merge(ClearwayKafka.kafkaProperties(fromEnvironment: [name: value])) { _, fromFile in fromFile }
+            let property = ClearwayKafka.kafkaProperties(fromEnvironment: [name: value])
+            properties.merge(property) { _, fromFile in fromFile }
+            fromFiles.formUnion(property.keys)
         }
-        return properties
+        return (properties, fromFiles)
     }
 
-    /// The librdkafka properties with secret values masked, for logs.
+    /// The librdkafka properties with secret values masked, for logs: those read from files, and
+    /// those whose names say they are secret (`sasl.password`, `ssl.key.password`,
+    /// `sasl.oauthbearer.client.secret`, `sasl.oauthbearer.config`, `sasl.jaas.config`, …).
     public var redactedKafkaProperties: [String: String] {
         kafkaProperties.reduce(into: [:]) { result, entry in
-            let secret = ["password", "secret", "key", "token", "jaas"].contains { entry.key.contains($0) }
+            let secret =
+                kafkaPropertiesFromFiles.contains(entry.key)
+                || ["password", "secret", "key", "token", "jaas", "oauthbearer.config"].contains {
+                    entry.key.contains($0)
+                }
             result[entry.key] = secret ? "••••" : entry.value
         }
     }

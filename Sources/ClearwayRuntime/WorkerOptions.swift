@@ -52,8 +52,10 @@ public struct WorkerOptions: ParsableArguments {
         for property in kafka {
             let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else {
+                // Not echoed: it may be a secret typed without its name.
                 throw ConfigurationError(
-                    "--kafka \(property): write it as name=value, e.g. --kafka sasl.mechanism=PLAIN")
+                    "a --kafka value is not name=value: write it as, e.g., --kafka sasl.mechanism=PLAIN (secrets: CLEARWAY_KAFKA_<NAME>_FILE)"
+                )
             }
             result["CLEARWAY_KAFKA_" + parts[0].uppercased().replacingOccurrences(of: ".", with: "_")] = parts[1]
         }

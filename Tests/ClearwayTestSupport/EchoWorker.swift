@@ -65,17 +65,8 @@ public final class WorkerProcess: @unchecked Sendable {
         environment: [String: String], executable: String = "clearway-test-worker", arguments: [String] = [],
         log: URL? = nil, appending: Bool = false
     ) throws {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var binary = directory.appendingPathComponent(executable)
-        if !FileManager.default.isExecutableFile(atPath: binary.path) {
-            binary = directory.deletingLastPathComponent().appendingPathComponent(executable)
-        }
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw SetupFailure(
-                description: "no \(executable) next to the tests (\(binary.path)); run swift build first")
-        }
         process = Process()
-        process.executableURL = binary
+        process.executableURL = try Self.binary(executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let logFile = try log.map { log in
@@ -92,6 +83,20 @@ public final class WorkerProcess: @unchecked Sendable {
             ?? (ProcessInfo.processInfo.environment["CLEARWAY_TEST_LOG"] != nil
                 ? FileHandle.standardError : FileHandle(forWritingAtPath: "/dev/null"))
         try process.run()
+    }
+
+    /// An executable built with the tests (next to the test bundle).
+    public static func binary(_ executable: String) throws -> URL {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var binary = directory.appendingPathComponent(executable)
+        if !FileManager.default.isExecutableFile(atPath: binary.path) {
+            binary = directory.deletingLastPathComponent().appendingPathComponent(executable)
+        }
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw SetupFailure(
+                description: "no \(executable) next to the tests (\(binary.path)); run swift build first")
+        }
+        return binary
     }
 
     /// Sends a signal.

@@ -20,6 +20,7 @@ final class TableFollower {
     init(declarations: [TopicDeclaration], settings: ClientSettings, logger: Logger) throws {
         let configuration = settings.configuration
         let directory = (configuration.stateDirectory as NSString).appendingPathComponent("tables")
+        if !declarations.isEmpty { try StateDirectory.create(configuration.stateDirectory) }
         readers = try declarations.map { declaration in
             try ReferenceTableReader(
                 table: ReferenceTable(name: declaration.name, directory: directory),
