@@ -190,6 +190,15 @@ private func logCallback(
     _ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ buffer: UnsafePointer<CChar>?
 ) {
     guard let rk, let context = ClientContext.from(rd_kafka_opaque(rk)), let buffer else { return }
+    let line = String(cString: buffer)
+    // A refused login or TLS handshake reaches the error callback only when the client's queue
+    // is served, which no call does while it waits for its first metadata: the log line (from
+    // librdkafka's own thread) is what says it then, so `explain` can name what to check.
+    if line.contains("SASL authentication error") {
+        context.lastError.withLock { $0 = (line, RD_KAFKA_RESP_ERR__AUTHENTICATION) }
+    } else if line.contains("SSL handshake failed") {
+        context.lastError.withLock { $0 = (line, RD_KAFKA_RESP_ERR__SSL) }
+    }
     let swiftLevel: Logger.Level =
         switch level {
         case 0...3: .error
@@ -198,7 +207,7 @@ private func logCallback(
         default: .debug
         }
     context.logger.log(
-        level: swiftLevel, "\(String(cString: buffer))",
+        level: swiftLevel, "\(line)",
         metadata: ["kafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
 }
 

@@ -65,6 +65,8 @@ struct MockClusterTests {
         try await producer.initTransactions()
         try producer.beginTransaction()
         try await producer.send(ProducerRecord(topic: "decisions", key: "k", value: Data("undone".utf8)))
+        // Flushed: the partition is in the transaction at the broker, so the abort needs it.
+        try await producer.flush(timeout: .seconds(10))
 
         try cluster.setBroker(1, up: false)
         await #expect(throws: KafkaError.self) {
