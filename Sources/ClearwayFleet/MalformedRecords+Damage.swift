@@ -11,9 +11,22 @@ extension Mutation {
     /// Where a value sits, and the value.
     typealias Leaf = (path: [Step], value: Any)
 
-    mutating func apply(_ damage: MalformedRecord.Damage, random: inout SplitMix) {
+    /// Applies `damage`, or — where the record has no field it applies to (no date, no
+    /// currency, no enumeration) — a wrong type on a required field; returns the damage done.
+    mutating func apply(_ damage: MalformedRecord.Damage, random: inout SplitMix) -> MalformedRecord.Damage {
         let leaves = Self.leaves(of: object)
-        switch damage {
+        func has(_ test: (Leaf) -> Bool) -> Bool { leaves.contains(where: test) }
+        let applicable =
+            switch damage {
+            case .impossibleDate: has { ($0.value as? String).map(Self.isDate) ?? false }
+            case .unknownCurrency:
+                has { if case .key(let name) = $0.path.last { name.lowercased().hasSuffix("currency") } else { false } }
+            case .unknownEnum:
+                has { if case .key(let name) = $0.path.last { Self.enumFields.contains(name) } else { false } }
+            default: true
+            }
+        let done = applicable ? damage : .wrongType
+        switch done {
         case .truncated:
             finish = { [cut = random.int(1...100)] bytes in
                 // Any proper prefix of a JSON object is not JSON.
@@ -50,7 +63,10 @@ extension Mutation {
                 at: path, Array((String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)).utf8))
         case .invalidUTF8:
             let strings = leaves.filter { $0.value is String }
-            guard let leaf = strings.isEmpty ? nil : random.pick(strings) else { return breakSyntax(random: &random) }
+            guard let leaf = strings.isEmpty ? nil : random.pick(strings) else {
+                breakSyntax(random: &random)
+                return .invalidJSON
+            }
             let bad: [[UInt8]] = [[0xFF], [0xC3, 0x28], [0xED, 0xA0, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0x80]]
             let text = Array((leaf.value as! String).utf8)
             rawValue(
@@ -83,8 +99,11 @@ extension Mutation {
                 if let text = leaf.value as? String { return Self.isAmount(text) }
                 return leaf.value is NSNumber && !Self.isBool(leaf.value) && Self.isQuantity(leaf.path)
             }
-            guard let leaf = amounts.isEmpty ? nil : random.pick(amounts) else { return breakSyntax(random: &random) }
-            let negative = damage == .negativeAmount
+            guard let leaf = amounts.isEmpty ? nil : random.pick(amounts) else {
+                breakSyntax(random: &random)
+                return .invalidJSON
+            }
+            let negative = done == .negativeAmount
             if let text = leaf.value as? String {
                 set(leaf.path, to: negative ? "-" + text : "99999999999999999999999999999999999999.99")
             } else {
@@ -95,7 +114,8 @@ extension Mutation {
             let codes = leaves.filter {
                 if case .key(let name) = $0.path.last { name.lowercased().hasSuffix("currency") } else { false }
             }
-            let unknown = random.pick(["XQZ", "usd", "US", "€", "DOLLARS", "", "ZZZ"])
+            // (Lower case is not among them: `usd` is USD, as `CurrencyCode` reads it.)
+            let unknown = random.pick(["XQZ", "US", "€", "DOLLARS", "", "ZZZ"])
             if codes.isEmpty { object["currency"] = unknown } else { set(random.pick(codes).path, to: unknown) }
         case .unknownEnum:
             let enums = leaves.filter { leaf in
@@ -125,6 +145,7 @@ extension Mutation {
                 set(path, to: String(repeating: "L", count: 900_000))
             }
         }
+        return done
     }
 
     /// A rate's key on a day 20 years later: a key no other record has.

@@ -92,7 +92,7 @@ public struct MalformedRecords: Sendable {
         guard !examples.isEmpty, count > 0 else { return [] }
         var random = SplitMix(seed: seed ^ UInt64(truncatingIfNeeded: topic.utf8.reduce(5381) { $0 &* 33 &+ Int($1) }))
         let damages = MalformedRecord.Damage.allCases.filter { Self.applies($0, to: topic) }
-        let tag = topic.split(separator: ".").first.map { $0.replacingOccurrences(of: "-", with: "") } ?? "t"
+        let tag = topic.replacingOccurrences(of: ".v1", with: "").filter { $0.isLetter || $0.isNumber }
         return (0..<count).map { index in
             let (example, object) = random.pick(examples)
             var mutation = Mutation(
@@ -102,7 +102,7 @@ public struct MalformedRecords: Sendable {
             var damage = damages[index % damages.count]
             // 900 KB records are few (two per topic): they load the broker, not the workers.
             if damage == .oversized, topic != "orders.v1", index / damages.count >= 2 { damage = .hugeValue }
-            mutation.apply(damage, random: &random)
+            damage = mutation.apply(damage, random: &random)
             return MalformedRecord(
                 topic: topic, key: mutation.keyBytes, value: mutation.valueBytes, damage: damage,
                 plantedId: mutation.planted)
