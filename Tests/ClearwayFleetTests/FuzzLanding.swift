@@ -109,6 +109,11 @@ struct FuzzLanding {
         located["\(record.topic)/\(record.partition)/\(record.offset)"] != nil
     }
 
+    /// Whether the tally's `topic@partition:offset` is one of the malformed records.
+    func isFuzz(tallyPlace: String) -> Bool {
+        located[tallyPlace.replacingOccurrences(of: "@", with: "/").replacingOccurrences(of: ":", with: "/")] != nil
+    }
+
     /// How many times the malformed record at `index` has landed.
     func landings(_ index: Int) -> Int {
         let dead = locationOf[index].map { deadLetters[$0] ?? 0 } ?? 0
