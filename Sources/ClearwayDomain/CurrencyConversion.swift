@@ -121,6 +121,9 @@ public struct ExchangeRate: Hashable, Sendable, Codable {
         self.kind = kind
     }
 
+    /// The most U.S. dollars a unit of any currency may be worth on `fx-rates.v1`.
+    public static let maximumUSDPerUnit: Decimal = 1_000
+
     enum CodingKeys: String, CodingKey { case currency, date, usdPerUnit, kind }
 
     public init(from decoder: any Decoder) throws {
@@ -131,6 +134,14 @@ public struct ExchangeRate: Hashable, Sendable, Codable {
         kind = try container.decode(Kind.self, forKey: .kind)
         guard usdPerUnit > 0 else {
             throw DomainError(.invalidReferenceData, "the \(currency) rate for \(date) must be positive")
+        }
+        // The dearest currency unit (the Kuwaiti dinar) is worth about 3.3 USD: a rate this far
+        // off is a mistake (units for dollars, a misplaced point) that would multiply every value.
+        guard usdPerUnit <= Self.maximumUSDPerUnit else {
+            throw DomainError(
+                .invalidReferenceData,
+                "the \(currency) rate for \(date) is \(usdPerUnit.plainText()) USD per unit, more than \(Self.maximumUSDPerUnit) (no currency is worth that much; rates are USD per one unit of the currency)"
+            )
         }
     }
 

@@ -38,6 +38,10 @@ public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// A decoding error (or any other) in words a person can act on: what is missing or wrong,
+    /// and where in the document.
+    public static func explain(_ error: any Error) -> String { describe(error) }
 }
 
 extension Decoder {

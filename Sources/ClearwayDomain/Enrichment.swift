@@ -145,6 +145,12 @@ public enum EnrichmentResult: Hashable, Sendable {
 
 /// Joins an order with the SKU master and the certified exchange rates.
 public enum Enrichment {
+    /// The most units one order line may hold (`implausible-quantity` above).
+    public static let maximumQuantity = 1_000_000
+    /// A unit price of this many units of any currency or more is not a price
+    /// (`implausible-price`): a trillion, about 700 million USD in won, the cheapest unit priced.
+    public static let maximumUnitPrice: Decimal = 1_000_000_000_000
+
     /// Enriches a placed or updated order (a cancellation needs only its keys: `cancellation`).
     public static func enrich(_ order: OrderEvent, references: EnrichmentReferences) -> EnrichmentResult {
         var gaps: [OrderGap] = []
@@ -190,7 +196,8 @@ public enum Enrichment {
         var currency: CurrencyCode?
         if let text = order.currency {
             currency = try? CurrencyCode(text)
-            if currency == nil {
+            if currency?.isISO4217 != true {
+                currency = nil
                 gaps.append(
                     OrderGap(
                         code: "unsupported-currency", detail: "currency \"\(text)\" is not a supported ISO 4217 code",
@@ -211,12 +218,31 @@ public enum Enrichment {
                         code: "non-positive-quantity",
                         detail: "line \(number) (\(line.sku)) has quantity \(line.quantity)",
                         fix: "send an updated order with a quantity of 1 or more", sku: line.sku, line: number))
+            } else if line.quantity > Self.maximumQuantity {
+                lineOK = false
+                gaps.append(
+                    OrderGap(
+                        code: "implausible-quantity",
+                        detail:
+                            "line \(number) (\(line.sku)) has quantity \(line.quantity), more than the \(Self.maximumQuantity) units a line of one shipment may hold",
+                        fix:
+                            "send an updated order with the quantity shipped (a larger consignment is a formal entry of its own)",
+                        sku: line.sku, line: number))
             }
             var price: Money?
             if let currency {
                 do {
                     let parsed = try Money(parsing: line.unitPrice, currency: currency)
-                    if parsed.amount <= 0 {
+                    if parsed.amount >= Self.maximumUnitPrice {
+                        lineOK = false
+                        gaps.append(
+                            OrderGap(
+                                code: "implausible-price",
+                                detail:
+                                    "line \(number) (\(line.sku)) has unit price \(line.unitPrice.prefix(60)) \(currency), not a price (at most \(Self.maximumUnitPrice) units of any currency)",
+                                fix: "send an updated order with the price the consignee paid (fair retail value)",
+                                sku: line.sku, line: number))
+                    } else if parsed.amount <= 0 {
                         lineOK = false
                         gaps.append(
                             OrderGap(

@@ -20,6 +20,12 @@ public struct CurrencyCode: StringCodable, Hashable, Sendable, CustomStringConve
 
     init(unchecked: String) { rawValue = unchecked }
 
+    /// Whether the code is one of ISO 4217's (as Foundation lists them): `XQZ` has the shape of
+    /// a code but names no currency, and no rate will ever come for it.
+    public var isISO4217: Bool { Self.iso4217.contains(rawValue) }
+
+    private static let iso4217 = Set(Locale.Currency.isoCurrencies.map(\.identifier))
+
     public var description: String { rawValue }
     public static func < (lhs: CurrencyCode, rhs: CurrencyCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -81,11 +81,16 @@ public struct OrderEvent: Codable, Hashable, Sendable {
         } catch {
             throw DomainError(.invalidOrder, "not an orders.v1 record: \(describe(error))")
         }
+        try DuplicateKeys.check(data, code: .invalidOrder, what: "the orders.v1 record")
         guard !order.orderId.isEmpty else { throw DomainError(.invalidOrder, "orderId is empty") }
         guard order.version >= 1 else {
             throw DomainError(.invalidOrder, "order \(order.orderId): version must be 1 or more, not \(order.version)")
         }
-        guard order.type != .cancelled else { return order }
+        if order.type == .cancelled {
+            // A cancellation needs no ship date, but one it gives must be a date.
+            if let text = order.shipDate { try checkShipDate(text, of: order) }
+            return order
+        }
         var missing: [String] = []
         if order.currency == nil { missing.append("currency") }
         if order.shipDate == nil { missing.append("shipDate") }
@@ -97,17 +102,20 @@ public struct OrderEvent: Codable, Hashable, Sendable {
                 .invalidOrder,
                 "order \(order.orderId) (\(order.type.rawValue)) lacks \(missing.joined(separator: ", "))")
         }
-        if ShipDate.instant(order.shipDate!) == nil {
-            do {
-                _ = try Day(order.shipDate!)
-            } catch let error as DomainError {
-                throw DomainError(
-                    .invalidOrder,
-                    "order \(order.orderId): shipDate: \(error.message); give the date at the warehouse (YYYY-MM-DD) or a timestamp with its UTC offset (2026-11-20T23:30:00-08:00)"
-                )
-            }
-        }
+        try checkShipDate(order.shipDate!, of: order)
         return order
+    }
+
+    private static func checkShipDate(_ text: String, of order: OrderEvent) throws {
+        guard ShipDate.instant(text) == nil else { return }
+        do {
+            _ = try Day(text)
+        } catch let error as DomainError {
+            throw DomainError(
+                .invalidOrder,
+                "order \(order.orderId): shipDate: \(error.message); give the date at the warehouse (YYYY-MM-DD) or a timestamp with its UTC offset (2026-11-20T23:30:00-08:00)"
+            )
+        }
     }
 }
 

@@ -136,7 +136,8 @@ public struct FleetTally: Sendable {
             deadLetters += 1
             let reason = record.headers.first(named: "dlq.error.class") ?? "unknown"
             deadLettersByReason[reason, default: 0] += 1
-            if record.headers.first(named: "dlq.source.topic") == prefix + "orders.v1" {
+            // A mis-keyed record's key names no order of its own (it may be another order's id).
+            if record.headers.first(named: "dlq.source.topic") == prefix + "orders.v1", reason != "key-mismatch" {
                 deadOrders[key, default: 0] += 1
             }
         case "alerts.v1":

@@ -26,6 +26,7 @@ public enum KeyCheck {
     /// What is wrong with the record's key and what to do, for the person who will fix it.
     static func message(_ record: InputRecord, expected: String, field: String) -> String {
         let topic = record.topic
+        let expected = expected.count > 80 ? String(expected.prefix(80)) + "…" : expected
         let fix =
             "\(topic) is keyed by \(field): publish the record again with the key \"\(expected)\" so that the partition owning it handles it"
         guard let key = record.key else { return "the record has no key (null); \(fix)" }

@@ -95,6 +95,7 @@ final class OutputCollector {
     /// from and why.
     func deadLetter(_ record: InputRecord, errorClass: String, message: String, omitValue: Bool = false) async throws {
         metrics.deadLettered.increment()
+        let message = Self.bounded(message)
         logger.warning(
             "record sent to the DLQ",
             metadata: [
@@ -122,6 +123,7 @@ final class OutputCollector {
     /// to copy): the key and value it concerns, `dlq.source` saying what it was, and why.
     func deadLetter(key: Data?, value: Data, source: String, errorClass: String, message: String) async throws {
         metrics.deadLettered.increment()
+        let message = Self.bounded(message)
         logger.warning(
             "sent to the DLQ",
             metadata: ["dlq.source": "\(source)", "error.class": "\(errorClass)", "error.message": "\(message)"])
@@ -158,6 +160,16 @@ final class OutputCollector {
     /// Writes a DLQ record. One that could never be written as it is (over the producer's
     /// limit: an input near the topic's own limit) would stop the partition: it goes without its
     /// value, and `dlq.value.omitted` says where the bytes still are.
+    /// The most characters of a reason the DLQ headers and the log carry. A reason quotes the
+    /// record (a key, a field), and the record can be as large as a record may be: quoted whole,
+    /// it would make the dead letter too large to write, and the worker would stop on it.
+    static let maximumMessageLength = 2_000
+
+    static func bounded(_ message: String) -> String {
+        guard message.count > maximumMessageLength else { return message }
+        return String(message.prefix(maximumMessageLength)) + "… (\(message.utf8.count) bytes in all)"
+    }
+
     private func sendDeadLetter(
         key: Data?, value: Data?, headers: [KafkaHeader], omitValue: Bool = false, whereValueIs: String
     ) async throws {

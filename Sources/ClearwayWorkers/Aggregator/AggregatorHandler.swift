@@ -59,12 +59,7 @@ public struct AggregatorHandler: RecordHandler {
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
         guard let state = context.state else { throw RecordRejected("not-stateful", "the aggregator needs its state") }
-        let order: EnrichedOrder
-        do {
-            order = try JSONDecoder().decode(EnrichedOrder.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not an orders.screened.v1 record: \(error)")
-        }
+        let order = try record.decoded(EnrichedOrder.self, topic: "orders.screened.v1")
         try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
         var days = ConsigneeDays(handler: self, state: state)
         if order.type == .cancelled { return try days.cancel(order) }
@@ -73,7 +68,8 @@ public struct AggregatorHandler: RecordHandler {
             shipment = try JSONDecoder().decode(ScreenedOrder.self, from: record.value)
         } catch {
             throw RecordRejected(
-                "schema-invalid", "a placed or updated orders.screened.v1 record without its screening: \(error)")
+                "schema-invalid",
+                "a placed or updated orders.screened.v1 record without its screening: \(DomainError.explain(error))")
         }
         guard let arrival = shipment.order.arrivalDay, let arrivalDay = try? Day(arrival) else {
             throw RecordRejected("schema-invalid", "shipment \(shipment.shipmentId) has no arrival day")

@@ -107,8 +107,9 @@ struct OrderBook {
                     do {
                         item = try JSONDecoder().decode(CatalogItem.self, from: data)
                     } catch {
-                        throw DomainError(.invalidReferenceData, "\(error)")
+                        throw DomainError(.invalidReferenceData, DomainError.explain(error))
                     }
+                    try DuplicateKeys.check(data, code: .invalidReferenceData, what: "the catalog.v1 record of \(sku)")
                     // catalog.v1 is keyed by sku: a record under another SKU's key would enrich
                     // this SKU's lines with that SKU's HTS number, origin and manufacturer.
                     guard item.sku == sku else {
@@ -124,6 +125,8 @@ struct OrderBook {
                 try ExchangeRate.tableKeys(currency, day).compactMap { key in
                     try tables[Topics.fxRates.name]?.value(key) { data in
                         let rate = try JSONDecoder().decode(ExchangeRate.self, from: data)
+                        try DuplicateKeys.check(
+                            data, code: .invalidReferenceData, what: "the fx-rates.v1 record \(key)")
                         // fx-rates.v1 is keyed by currency and date: a rate under another key
                         // would convert this currency or day at another's rate (19 CFR 159.32).
                         guard rate.tableKey == key else {

@@ -65,12 +65,7 @@ public struct ErpWritebackHandler: RecordHandler {
         guard let state = context.state else {
             throw RecordRejected("not-stateful", "the erp-writeback needs its state")
         }
-        let result: EntryResult
-        do {
-            result = try decoder.decode(EntryResult.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not an entry-results.v1 record: \(error)")
-        }
+        let result = try record.decoded(EntryResult.self, topic: "entry-results.v1", decoder: decoder)
         try KeyCheck.require(record, isKeyedBy: result.orderId, field: "orderId")
         let key = "order/\(result.orderId)"
         var order = try state.value(key).map { try decoder.decode(Order.self, from: $0) } ?? Order()

@@ -34,12 +34,7 @@ public struct FilerSimHandler: RecordHandler {
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
         guard let state = context.state else { throw RecordRejected("not-stateful", "the filer-sim needs its state") }
-        let manifest: ManifestRecord
-        do {
-            manifest = try JSONDecoder().decode(ManifestRecord.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not a manifests.v1 record: \(error)")
-        }
+        let manifest = try record.decoded(ManifestRecord.self, topic: "manifests.v1")
         try KeyCheck.require(record, isKeyedBy: manifest.manifestId, field: "manifestId")
         var filing = Filing(handler: self, state: state, partition: record.partition)
         switch manifest.kind {

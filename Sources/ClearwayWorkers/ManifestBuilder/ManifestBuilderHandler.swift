@@ -64,18 +64,21 @@ public struct ManifestBuilderHandler: RecordHandler {
         guard let state = context.state else {
             throw RecordRejected("not-stateful", "the manifest-builder needs its state")
         }
-        let release: ConveyanceRelease
-        do {
-            release = try JSONDecoder().decode(ConveyanceRelease.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not a released.by-conveyance.v1 record: \(error)")
-        }
+        let release = try record.decoded(ConveyanceRelease.self, topic: "released.by-conveyance.v1")
         try KeyCheck.require(record, isKeyedBy: release.conveyance.id, field: "conveyance")
         var manifests = Manifests(handler: self, state: state)
         if release.withdrawn { return try manifests.withdraw(release) }
         guard let shipment = release.shipment, let lane = release.entryType else {
             throw RecordRejected(
                 "schema-invalid", "release of \(release.shipmentId) without its shipment or entry type")
+        }
+        // The manifest is planned from the shipment and its refusals traced back by the release's
+        // ids: a release carrying another shipment would file one under the other's name.
+        guard shipment.shipmentId == release.shipmentId, shipment.order.orderId == release.orderId else {
+            throw RecordRejected(
+                "schema-invalid",
+                "the release of shipment \(release.shipmentId.prefix(80)) (order \(release.orderId.prefix(80))) carries shipment \(shipment.shipmentId.prefix(80)) (order \(shipment.order.orderId.prefix(80))); the aggregator writes them alike: publish the release it wrote"
+            )
         }
         return try manifests.add(release, ManifestShipment(shipment: shipment, lane: lane), raw: record.value)
     }

@@ -27,12 +27,7 @@ public struct PGARouterHandler: RecordHandler {
     }
 
     public func handle(_ record: InputRecord, context: HandlerContext) async throws -> [OutputRecord] {
-        let order: EnrichedOrder
-        do {
-            order = try JSONDecoder().decode(EnrichedOrder.self, from: record.value)
-        } catch {
-            throw RecordRejected("schema-invalid", "not an orders.enriched.v1 record: \(error)")
-        }
+        let order = try record.decoded(EnrichedOrder.self, topic: "orders.enriched.v1")
         try KeyCheck.require(record, isKeyedBy: order.consigneeKey, field: "consigneeKey")
         let encoder = JSONEncoder.sortedKeys()
         // A cancellation flows on as it is: the aggregator frees every shipment of the order.

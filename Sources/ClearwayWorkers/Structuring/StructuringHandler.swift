@@ -35,17 +35,18 @@ public struct StructuringHandler: RecordHandler {
         guard let state = context.state else {
             throw RecordRejected("not-stateful", "the structuring watch needs state")
         }
-        let contribution: AddressContribution
+        let contribution = try record.decoded(
+            AddressContribution.self, topic: "released.by-address.v1", decoder: Self.decoder)
         let value: Decimal
         let threshold: Decimal
         let day: Day
         do {
-            contribution = try Self.decoder.decode(AddressContribution.self, from: record.value)
             value = contribution.withdrawn ? 0 : try Decimal(parsingPlain: contribution.valueUSD)
             threshold = try Decimal(parsingPlain: contribution.thresholdUSD)
             day = try Day(contribution.day)
         } catch {
-            throw RecordRejected("schema-invalid", "not a released.by-address.v1 record: \(error)")
+            throw RecordRejected(
+                "schema-invalid", "not a released.by-address.v1 record: \(DomainError.explain(error))")
         }
         try KeyCheck.require(record, isKeyedBy: contribution.addressKey, field: "addressKey")
         try keep(day, state: state)
