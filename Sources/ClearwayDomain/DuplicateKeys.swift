@@ -16,7 +16,13 @@ public enum DuplicateKeys {
         case duplicate(String)
         case trailingComma(offset: Int)
         case trailingContent(offset: Int)
+        case tooLong(field: String, bytes: Int)
     }
+
+    /// The longest text a field of a Clearway record may hold, in bytes: far above any name,
+    /// address, description or reference an order carries (an ERP reference of 25 kB is still
+    /// taken), far below what would let one record fill a partition's state.
+    public static let maximumTextBytes = 32_768
 
     /// The first field given twice in one object of `data`, with its path (`lines[2].sku`), or
     /// nil. Reads any bytes: the decoder reports what is not JSON; this only looks for names.
@@ -34,6 +40,8 @@ public enum DuplicateKeys {
             "\(what) is not JSON: a comma before a closing bracket at byte \(offset)"
         case .trailingContent(let offset):
             "\(what) is not one JSON document: more follows it at byte \(offset)"
+        case .tooLong(let field, let bytes):
+            "\(what) holds \(bytes) bytes of text in \(field), over the \(maximumTextBytes) any field may hold: shorten it and send it again"
         case nil: nil
         }
     }
@@ -100,6 +108,15 @@ public enum DuplicateKeys {
                     }
                     if bytes[position] == UInt8(ascii: "\"") { break }
                     position += 1
+                }
+                if position - start - 1 > maximumTextBytes {
+                    let field: String
+                    if let top = stack.last {
+                        field = top.isObject && !top.expectsKey ? lastKey : "[\(top.index)]"
+                    } else {
+                        field = ""
+                    }
+                    return .tooLong(field: "\"\(path(stack, field))\"", bytes: position - start - 1)
                 }
                 if let top = stack.last, top.isObject, top.expectsKey {
                     let raw = Array(bytes[start..<min(position + 1, bytes.count)])

@@ -4,7 +4,8 @@ import Foundation
 /// The values of an internal record (`orders.enriched.v1` to `entry-results.v1`), checked by
 /// field name as their schemas' patterns say, before a worker acts on them: amounts (`…USD`,
 /// `unitPrice`, `orderValue`, `rate`) are plain non-negative decimals under
-/// `maximumIntegerDigits` digits, quantities whole numbers from 1 to `maximumQuantity`, days
+/// `maximumIntegerDigits` digits, quantities whole numbers from 1 to `maximumQuantity`, versions
+/// and line numbers whole numbers from 1, days
 /// (`day`, `arrivalDay`, `dateOfExportation`) real dates, currencies ISO 4217 codes.
 ///
 /// The workers write these values themselves, so one out of range was not written by them: a
@@ -17,6 +18,8 @@ enum WireValues {
     static let maximumIntegerDigits = 12
     /// No line of a parcel holds more units (the enricher's limit).
     static let maximumQuantity = Enrichment.maximumQuantity
+    /// 2^53 − 1: above it, JSON readers round whole numbers differently.
+    static let maximumWholeNumber = 9_007_199_254_740_991.0
 
     /// `rate` is an amount only as the exchange rate (`fx.rate`); a duty rate reads `"50%"`.
     static let amountFields: Set<String> = ["unitPrice", "orderValue", "usdPerUnit", "value"]
@@ -55,6 +58,11 @@ enum WireValues {
             guard parts[0].drop(while: { $0 == "0" }).count <= maximumIntegerDigits else {
                 return "\(place) is \(text.prefix(40)), more than any shipment is worth"
             }
+        } else if name == "version" || name == "lineNumber" {
+            // Whole numbers from 1, as the schemas say, within what every JSON reader holds exactly.
+            guard let number = value as? NSNumber, number.doubleValue >= 1, number.doubleValue <= maximumWholeNumber,
+                number.doubleValue == number.doubleValue.rounded()
+            else { return "\(place) is \(value), not a whole number from 1 to 2^53 − 1" }
         } else if name == "quantity" {
             guard let number = value as? NSNumber, (1...maximumQuantity).contains(number.intValue),
                 number.doubleValue == Double(number.intValue)

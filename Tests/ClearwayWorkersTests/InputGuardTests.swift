@@ -228,10 +228,19 @@ struct InputGuardTests {
     @Test func aDecisionThatWouldPassTheRecordLimitSetsItsShipmentAside() async throws {
         let deployment = try await WorkerDeployment.aggregator()
         let consignee = key(42)
-        // 998,800 bytes: under the limit as input, over it with the decision's own fields.
+        // 998,800 bytes: under the limit as input, over it with the decision's own fields. No
+        // field may hold more than 32 KB of text, so the bulk is reasons of 30,000 characters
+        // each (the decision embeds them), the rest in `references`.
+        let target = 998_800
         let plain = screenedJSON("HUGE", consignee: consignee, value: "10.00", arrival: "2025-06-10")
-        let padding = String(repeating: "r", count: 998_800 - plain.utf8.count + "test".count)
-        let padded = plain.replacingOccurrences(of: #""references":"test""#, with: #""references":"\#(padding)""#)
+        let reason = #",{"rule":"padding","text":"\#(String(repeating: "r", count: 30_000))"}"#
+        let reasons = String(repeating: reason, count: (target - plain.utf8.count - 1_000) / reason.utf8.count)
+        let withReasons = plain.replacingOccurrences(of: #""text":"test"}]"#, with: #""text":"test"}\#(reasons)]"#)
+        let rest = target - withReasons.utf8.count + "test".count
+        #expect(rest > 0 && rest <= DuplicateKeys.maximumTextBytes)
+        let padded = withReasons.replacingOccurrences(
+            of: #""references":"test""#, with: #""references":"\#(String(repeating: "r", count: rest))""#)
+        #expect(padded.utf8.count == target)
         try await deployment.publish(
             "orders.screened.v1",
             [
