@@ -160,7 +160,8 @@ let package = Package(
             name: "ClearwayChaos",
             dependencies: [
                 "ClearwayKafka", "ClearwayRuntime", "ClearwayContract", "ClearwayDomain", "ClearwayFleet",
-                "ClearwayERPSim", "ClearwayTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ClearwayERPSim", "ClearwayTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/ClearwayChaos"
