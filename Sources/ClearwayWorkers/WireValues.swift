@@ -58,9 +58,10 @@ enum WireValues {
             guard parts[0].drop(while: { $0 == "0" }).count <= maximumIntegerDigits else {
                 return "\(place) is \(text.prefix(40)), more than any shipment is worth"
             }
-        } else if name == "version" || name == "lineNumber" {
-            // Whole numbers from 1, as the schemas say, within what every JSON reader holds exactly.
-            guard let number = value as? NSNumber, number.doubleValue >= 1, number.doubleValue <= maximumWholeNumber,
+        } else if name == "version" || name == "lineNumber", let number = value as? NSNumber {
+            // Whole numbers from 1, as the schemas say, within what every JSON reader holds exactly
+            // (a policy's `version` is text, and not checked here).
+            guard number.doubleValue >= 1, number.doubleValue <= maximumWholeNumber,
                 number.doubleValue == number.doubleValue.rounded()
             else { return "\(place) is \(value), not a whole number from 1 to 2^53 − 1" }
         } else if name == "quantity" {
