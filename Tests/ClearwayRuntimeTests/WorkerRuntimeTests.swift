@@ -73,8 +73,10 @@ struct EchoDeployment {
             topic: output, partitions: partitions, servers: Broker.bootstrapServers, expectAtLeast: count)
     }
 
+    /// Sends the records to the input (to `partition`, or by key).
     func produce(
-        _ values: [(key: String, value: String, headers: [KafkaHeader])], servers: [String] = Broker.bootstrapServers
+        _ values: [(key: String, value: String, headers: [KafkaHeader])], partition: Int32? = nil,
+        servers: [String] = Broker.bootstrapServers
     )
         async throws
     {
@@ -83,7 +85,9 @@ struct EchoDeployment {
         let producer = try KafkaProducer(configuration: configuration, logger: Broker.logger)
         for entry in values {
             try await producer.send(
-                ProducerRecord(topic: input, key: entry.key, value: Data(entry.value.utf8), headers: entry.headers))
+                ProducerRecord(
+                    topic: input, partition: partition, key: entry.key, value: Data(entry.value.utf8),
+                    headers: entry.headers))
         }
         try await producer.flush()
         await producer.shutdown()
@@ -143,6 +147,61 @@ struct WorkerRuntimeTests {
 
         await group.triggerGracefulShutdown()
         try await task.value
+    }
+
+    /// A partition paused for a retry's backoff, taken away by a rebalance and given back, is read
+    /// again: librdkafka keeps a partition's pause across a rebalance, and the loop forgets the
+    /// retry on revocation (found by `scripts/chaos`: a worker polling, its partitions lagging,
+    /// fetching nothing after a lost assignment).
+    @Test func aPartitionPausedForARetryIsReadAgainWhenARebalanceGivesItBack() async throws {
+        let deployment = EchoDeployment(partitions: 2)
+        try await deployment.createTopics()
+        // A `flaky` record heads each partition, and the first instance waits a minute before its
+        // second attempt: both its partitions stay paused.
+        for partition in Int32(0)..<2 {
+            try await deployment.produce([("f\(partition)", "flaky-\(partition)", [])], partition: partition)
+            try await deployment.produce((0..<50).map { ("k\($0)", "p\(partition)-\($0)", []) }, partition: partition)
+        }
+        let inputs = (0..<deployment.partitions).map { TopicPartition(topic: deployment.input, partition: $0) }
+        let committed = try CommittedOffsets(group: deployment.prefix + deployment.name, partitions: inputs)
+        var slow = deployment.configuration()
+        slow.instanceID = "slow"
+        slow.retry.initialBackoff = .seconds(60)
+        slow.retry.maximumBackoff = .seconds(60)
+        slow.retry.jitter = 0
+        let (first, firstTask) = runInProcess(EchoHandler.definition(name: deployment.name), slow)
+        try await Task.sleep(for: .seconds(8))
+        #expect(try await committed.total() == 0, "the first instance is waiting out its retries")
+
+        // A second instance takes one partition and finishes it, then leaves: the partition goes
+        // back to the first instance, which must read what comes next on it.
+        var quick = deployment.configuration()
+        quick.instanceID = "quick"
+        let (second, secondTask) = runInProcess(EchoHandler.definition(name: deployment.name), quick)
+        let moved = try await within(.seconds(40), "the second instance finishing its partition") {
+            while true {
+                if let done = try await committed.byPartition().first(where: { $0.value == 51 }) { return done.key }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        await second.triggerGracefulShutdown()
+        try await secondTask.value
+        try await deployment.produce((50..<150).map { ("k\($0)", "p\(moved)-\($0)", []) }, partition: moved)
+        do {
+            try await within(.seconds(30), "the first instance reading the partition it got back") {
+                while try await committed.byPartition()[moved] ?? 0 < 151 {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+        } catch {
+            Issue.record("committed \(String(describing: try? await committed.byPartition()))")
+            throw error
+        }
+        #expect(
+            try await committed.byPartition()[1 - moved] == 0,
+            "the partition the first instance kept still waits out its retry (it is not resumed early)")
+        await first.triggerGracefulShutdown()
+        try await firstTask.value
     }
 
     @Test func aWorkerWhoseTopicsAreMissingSaysToApplyThem() async throws {

@@ -18,6 +18,13 @@ public final class CommittedOffsets: Sendable {
         try await probe.committed(partitions).map { max(0, $0.offset) }.reduce(0, +)
     }
 
+    /// The committed offset of each partition (0 where there is none).
+    public func byPartition() async throws -> [Int32: Int64] {
+        var offsets: [Int32: Int64] = [:]
+        for entry in try await probe.committed(partitions) { offsets[entry.partition] = max(0, entry.offset) }
+        return offsets
+    }
+
     /// Waits until the total reaches `target`.
     public func wait(for target: Int64, limit: Duration, _ what: String) async throws {
         try await within(limit, what) {

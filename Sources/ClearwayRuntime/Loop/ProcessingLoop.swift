@@ -184,6 +184,11 @@ final class ProcessingLoop: @unchecked Sendable {
             try await process(record)
         case .partitionsAssigned(let partitions):
             metrics.rebalances.increment()
+            // A partition comes back as it left: a pause made for it before (a retry's backoff,
+            // the outbox's hold-back) would outlive the reason the loop forgot on revocation, and
+            // nothing would resume it (seen in the chaos run: a worker polling, its partitions
+            // lagging, fetching nothing).
+            try consumer.resume(partitions)
             if definition.isStateful {
                 try await stateManager.open(try await consumer.committed(partitions))
                 tables.sweep(partitions.map(\.partition))
