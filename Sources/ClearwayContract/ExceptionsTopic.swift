@@ -37,7 +37,8 @@ public struct ExceptionRecord: Codable, Hashable, Sendable {
         self.stage = stage
         self.status = status
         self.code = code
-        self.detail = detail
+        // A detail quotes the record, which can be as large as a record may be (DomainError.bounded).
+        self.detail = DomainError.bounded(detail)
         self.fix = fix
         self.problems = problems
     }

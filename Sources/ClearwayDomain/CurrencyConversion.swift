@@ -13,7 +13,7 @@ public struct Day: StringCodable, Hashable, Sendable, Comparable, CustomStringCo
             let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
             (1...12).contains(month), (1...Day.daysIn(month: month, year: year)).contains(day)
         else {
-            throw DomainError(.invalidDate, "\"\(text)\" is not a date written YYYY-MM-DD")
+            throw DomainError(.invalidDate, "\(DomainError.quoted(text)) is not a date written YYYY-MM-DD")
         }
         self.year = year
         self.month = month

@@ -42,6 +42,22 @@ public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A decoding error (or any other) in words a person can act on: what is missing or wrong,
     /// and where in the document.
     public static func explain(_ error: any Error) -> String { describe(error) }
+
+    /// A value from a record, in quotes, for a message: its first 40 characters where it is
+    /// longer. A record's field can be as large as the record, and a message that quoted it
+    /// whole would make the exception that carries it too large to write.
+    public static func quoted(_ text: String) -> String {
+        text.count > 40 ? "\"\(text.prefix(40))…\" (\(text.utf8.count) bytes)" : "\"\(text)\""
+    }
+
+    /// The most characters of a detail an exception record carries.
+    public static let maximumDetailLength = 2_000
+
+    /// `text`, cut to `maximumDetailLength` characters, saying how long it was.
+    public static func bounded(_ text: String) -> String {
+        guard text.count > maximumDetailLength else { return text }
+        return String(text.prefix(maximumDetailLength)) + "… (\(text.utf8.count) bytes in all)"
+    }
 }
 
 extension Decoder {

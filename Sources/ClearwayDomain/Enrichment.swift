@@ -19,7 +19,7 @@ public struct OrderGap: Codable, Hashable, Sendable {
     public init(code: String, detail: String, fix: String, sku: String? = nil, line: Int? = nil, waitsOn: String? = nil)
     {
         self.code = code
-        self.detail = detail
+        self.detail = DomainError.bounded(detail)
         self.fix = fix
         self.sku = sku
         self.line = line

@@ -16,7 +16,7 @@ public struct FilerCode: StringCodable, Hashable, Sendable, CustomStringConverti
         guard code.count == 3, code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }), code != "000" else {
             throw DomainError(
                 .invalidEntryNumber,
-                "\"\(text)\" is not a filer code: three letters (A–Z) or digits, 001–999 when all digits, e.g. B76"
+                "\(DomainError.quoted(text)) is not a filer code: three letters (A–Z) or digits, 001–999 when all digits, e.g. B76"
             )
         }
         self.text = code.uppercased()
@@ -70,14 +70,15 @@ public struct EntryNumber: StringCodable, Hashable, Sendable, CustomStringConver
         else {
             throw DomainError(
                 .invalidEntryNumber,
-                "\"\(text)\" is not an entry number: expected XXX-NNNNNNN-C (3-character filer code, 7-digit transaction number, check digit), e.g. B76-0324527-8"
+                "\(DomainError.quoted(text)) is not an entry number: expected XXX-NNNNNNN-C (3-character filer code, 7-digit transaction number, check digit), e.g. B76-0324527-8"
             )
         }
         let filer: FilerCode
         do {
             filer = try FilerCode(String(compact.prefix(3)))
         } catch let error as DomainError {
-            throw DomainError(.invalidEntryNumber, "\"\(text)\" is not an entry number: \(error.message)")
+            throw DomainError(
+                .invalidEntryNumber, "\(DomainError.quoted(text)) is not an entry number: \(error.message)")
         }
         try self.init(filer: filer, transaction: Int(digits.prefix(7))!)
         let given = digits.last!.wholeNumberValue!

@@ -16,7 +16,8 @@ public struct HTSCode: StringCodable, Hashable, Sendable, CustomStringConvertibl
         let digits = trimmed.filter { $0 != "." }
         guard digits.allSatisfy(\.isASCIIDigit), [2, 4, 6, 8, 10].contains(digits.count) else {
             throw DomainError(
-                .invalidHTS, "\"\(text)\" is not an HTS number (2, 4, 6, 8 or 10 digits, e.g. 6109.10.0012)")
+                .invalidHTS,
+                "\(DomainError.quoted(text)) is not an HTS number (2, 4, 6, 8 or 10 digits, e.g. 6109.10.0012)")
         }
         if trimmed.contains(".") {
             // Points only where the schedule puts them: 6109.10.00.12 / 6109.10.0012.
@@ -25,15 +26,17 @@ public struct HTSCode: StringCodable, Hashable, Sendable, CustomStringConvertibl
             guard Set(points).isSubset(of: allowed), points.count == Set(points).count,
                 !trimmed.hasSuffix(".")
             else {
-                throw DomainError(.invalidHTS, "\"\(text)\" has points in the wrong places (write 6109.10.0012)")
+                throw DomainError(
+                    .invalidHTS, "\(DomainError.quoted(text)) has points in the wrong places (write 6109.10.0012)")
             }
         }
         let chapter = Int(digits.prefix(2))!
         guard chapter >= 1 else {
-            throw DomainError(.invalidHTS, "\"\(text)\": there is no chapter 00 in the HTS")
+            throw DomainError(.invalidHTS, "\(DomainError.quoted(text)): there is no chapter 00 in the HTS")
         }
         guard chapter != 77 else {
-            throw DomainError(.invalidHTS, "\"\(text)\": chapter 77 is reserved for future use in the HTS")
+            throw DomainError(
+                .invalidHTS, "\(DomainError.quoted(text)): chapter 77 is reserved for future use in the HTS")
         }
         self.digits = digits
     }

@@ -59,7 +59,7 @@ public struct MID: StringCodable, Hashable, Sendable, CustomStringConvertible {
         let code = text.trimmingCharacters(in: .whitespaces).uppercased()
         let characters = Array(code)
         func fail(_ why: String) -> DomainError {
-            DomainError(.invalidMID, "\"\(text)\" is not a valid MID: \(why)")
+            DomainError(.invalidMID, "\(DomainError.quoted(text)) is not a valid MID: \(why)")
         }
         guard characters.count <= 15 else { throw fail("longer than 15 characters") }
         guard characters.count >= 4, characters.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {

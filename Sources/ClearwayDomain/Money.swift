@@ -98,7 +98,8 @@ extension Decimal {
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }),
             let value = Decimal(string: trimmed, locale: Locale(identifier: "en_US_POSIX"))
         else {
-            throw DomainError(.invalidMoney, "\"\(text)\" is not a decimal amount (write it like \"412.50\")")
+            throw DomainError(
+                .invalidMoney, "\(DomainError.quoted(text)) is not a decimal amount (write it like \"412.50\")")
         }
         self = value
     }

@@ -70,6 +70,9 @@ public struct OrderEvent: Codable, Hashable, Sendable {
         self.erp = erp
     }
 
+    /// The highest version a reader of JSON holds exactly (2^53 − 1).
+    public static let maximumVersion = 9_007_199_254_740_991
+
     /// Reads an `orders.v1` record and checks what `schemas/orders.v1.schema.json` requires: a
     /// placed or updated order has a currency, a ship date, a warehouse, a consignee and lines.
     /// Throws `invalidOrder` naming the field. (Data gaps a person fixes upstream — an unknown
@@ -83,8 +86,13 @@ public struct OrderEvent: Codable, Hashable, Sendable {
         }
         try DuplicateKeys.check(data, code: .invalidOrder, what: "the orders.v1 record")
         guard !order.orderId.isEmpty else { throw DomainError(.invalidOrder, "orderId is empty") }
-        guard order.version >= 1 else {
-            throw DomainError(.invalidOrder, "order \(order.orderId): version must be 1 or more, not \(order.version)")
+        // Up to 2^53 − 1, as the schema says: above it JSON readers (JavaScript's, jq's) round the
+        // number, and two versions would read as one.
+        guard (1...maximumVersion).contains(order.version) else {
+            throw DomainError(
+                .invalidOrder,
+                "order \(order.orderId): version must be a whole number from 1 to \(maximumVersion) (2^53 − 1), not \(order.version)"
+            )
         }
         if order.type == .cancelled {
             // A cancellation needs no ship date, but one it gives must be a date.

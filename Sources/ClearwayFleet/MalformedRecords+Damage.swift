@@ -194,6 +194,9 @@ extension Mutation {
         let marker = "@@RAW\(raw.count)@@"
         set(path, to: marker)
         raw[marker] = bytes
+        let text = String(decoding: bytes.prefix(20), as: UTF8.self)
+        changed =
+            "\(Self.describe(path)) set to \(bytes.count > 60 ? "\(text)… (\(bytes.count) bytes)" : String(decoding: bytes, as: UTF8.self))"
     }
 
     static func snakeCase(_ name: String) -> String {
@@ -277,6 +280,19 @@ extension Mutation {
 
     mutating func set(_ path: [Step], to newValue: Any) {
         object = Self.set(path[...], to: newValue, in: object) as? [String: Any] ?? object
+        let text = "\(newValue)"
+        changed =
+            "\(Self.describe(path)) set to \(text.count > 60 ? "\(text.prefix(20))… (\(text.count) characters)" : text)"
+    }
+
+    /// A path as a reader writes it: `lines[0].unitPrice`.
+    static func describe(_ path: [Step]) -> String {
+        path.enumerated().map { index, step in
+            switch step {
+            case .key(let name): index == 0 ? name : ".\(name)"
+            case .index(let position): "[\(position)]"
+            }
+        }.joined()
     }
 
     static func set(_ path: ArraySlice<Step>, to newValue: Any, in value: Any) -> Any {

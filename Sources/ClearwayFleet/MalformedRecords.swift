@@ -57,14 +57,18 @@ public struct MalformedRecord: Hashable, Sendable {
     /// catalog record, the `currency` of a rate), when the record came from one that had it: an
     /// exception about it names this id. The value may no longer say so readably.
     public var plantedId: String?
+    /// Which field the damage changed, and to what (`lines[0].unitPrice set to -412.50`), where
+    /// it changed one: what a test prints about a record that did not land.
+    public var detail: String?
 
     /// Makes a record.
-    public init(topic: String, key: Data?, value: Data, damage: Damage, plantedId: String?) {
+    public init(topic: String, key: Data?, value: Data, damage: Damage, plantedId: String?, detail: String? = nil) {
         self.topic = topic
         self.key = key
         self.value = value
         self.damage = damage
         self.plantedId = plantedId
+        self.detail = detail
     }
 }
 
@@ -105,7 +109,7 @@ public struct MalformedRecords: Sendable {
             damage = mutation.apply(damage, random: &random)
             return MalformedRecord(
                 topic: topic, key: mutation.keyBytes, value: mutation.valueBytes, damage: damage,
-                plantedId: mutation.planted)
+                plantedId: mutation.planted, detail: mutation.changed)
         }
     }
 
@@ -140,6 +144,8 @@ struct Mutation {
     let tag: String
     let otherKey: String
     var planted: String?
+    /// The last field `set` changed, and to what.
+    var changed: String?
     /// Marker string → the bytes that replace it (quotes included) in the serialized value.
     var raw: [String: [UInt8]] = [:]
     /// Applied to the serialized bytes last.

@@ -3,7 +3,7 @@ import Foundation
 
 /// The values of an internal record (`orders.enriched.v1` to `entry-results.v1`), checked by
 /// field name as their schemas' patterns say, before a worker acts on them: amounts (`…USD`,
-/// `unitPrice`, `orderValue`, `rate`) are plain non-negative decimals under
+/// `unitPrice`, `orderValue`, `value`, `fx.rate`, `fxRate`) are plain non-negative decimals under
 /// `maximumIntegerDigits` digits, quantities whole numbers from 1 to `maximumQuantity`, versions
 /// and line numbers whole numbers from 1, days
 /// (`day`, `arrivalDay`, `dateOfExportation`) real dates, currencies ISO 4217 codes.
@@ -21,8 +21,9 @@ enum WireValues {
     /// 2^53 − 1: above it, JSON readers round whole numbers differently.
     static let maximumWholeNumber = 9_007_199_254_740_991.0
 
-    /// `rate` is an amount only as the exchange rate (`fx.rate`); a duty rate reads `"50%"`.
-    static let amountFields: Set<String> = ["unitPrice", "orderValue", "usdPerUnit", "value"]
+    /// `rate` is an amount only as the exchange rate (`fx.rate`, a manifest shipment's `fxRate`);
+    /// a duty rate reads `"50%"`.
+    static let amountFields: Set<String> = ["unitPrice", "orderValue", "usdPerUnit", "value", "fxRate"]
     static let dayFields: Set<String> = ["day", "arrivalDay", "dateOfExportation"]
 
     /// The first value out of range in `data` (a JSON document), with its path, or nil.

@@ -135,13 +135,19 @@ struct FuzzLanding {
         return counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
-    /// A few of the records, shortened, for the message.
+    /// A few of the records, shortened, for the message: up to three of each topic and damage,
+    /// with the field the damage changed.
     func samples(_ indices: [Int]) -> String {
-        indices.prefix(6).map { index in
+        var shown: [String: Int] = [:]
+        return indices.filter { index in
+            let group = "\(fuzz[index].topic):\(fuzz[index].damage)"
+            shown[group, default: 0] += 1
+            return shown[group]! <= 3
+        }.map { index in
             let record = fuzz[index]
             let text = String(decoding: record.value.prefix(300), as: UTF8.self)
             return
-                "\n[\(record.topic) \(record.damage) key \(record.key.map { String(decoding: $0, as: UTF8.self) } ?? "nil") at \(locationOf[index] ?? "unlocated")] \(text)"
+                "\n[\(record.topic) \(record.damage) key \(record.key.map { String(decoding: $0, as: UTF8.self) } ?? "nil") at \(locationOf[index] ?? "unlocated")\(record.detail.map { ": \($0)" } ?? "")] \(text)"
         }.joined()
     }
 }

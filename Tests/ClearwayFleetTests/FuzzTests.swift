@@ -142,20 +142,8 @@ struct FuzzTests {
             #expect(await worker.waitForExit(limit: .seconds(15)) == 0, "\(name) did not stop cleanly")
         }
         // Each malformed record once, with a reason.
-        // Long strings (64 KB, 900 KB) were a known gap, now refused (no field holds over 32 KB of
-        // text); not yet seen passing as a hard check, so still marked.
-        let longStrings = landing.pending.filter { [.hugeValue, .oversized].contains(fuzz[$0].damage) }
-        // So are out-of-range whole numbers the wire checks do not cover yet (a negative or
-        // Int.max `version` or `lineNumber`).
-        let numbers = landing.pending.filter { [.negativeAmount, .enormousAmount].contains(fuzz[$0].damage) }
-        let lost = landing.pending.filter { !longStrings.contains($0) && !numbers.contains($0) }
-        withKnownIssue("negative or enormous counts are not all refused yet", isIntermittent: true) {
-            #expect(numbers.isEmpty, "not landed: \(landing.summary(numbers)) \(landing.samples(numbers))")
-        }
+        let lost = landing.pending
         #expect(lost.isEmpty, "not landed: \(landing.summary(lost)) \(landing.samples(lost))")
-        withKnownIssue("fields of 64 KB and more are accepted where no length limit exists yet", isIntermittent: true) {
-            #expect(longStrings.isEmpty, "not landed: \(landing.summary(longStrings)) \(landing.samples(longStrings))")
-        }
         let twice = landing.landedMoreThanOnce
         #expect(twice.isEmpty, "landed more than once: \(landing.summary(twice)) \(landing.samples(twice))")
         #expect(landing.withoutReason.isEmpty, "landed without a reason: \(landing.withoutReason.prefix(5))")
@@ -179,15 +167,7 @@ struct FuzzTests {
             outputs.contains { record.topic == prefix + $0 } && !landing.isFuzz(record)
                 && record.value.range(of: Data("\"FZ-".utf8)) != nil
         }
-        let longLeaked = leaked.filter { $0.value.count > 60_000 }
-        withKnownIssue("fields of 64 KB and more are accepted where no length limit exists yet", isIntermittent: true) {
-            #expect(longLeaked.isEmpty, "long records screened or decided: \(longLeaked.count)")
-        }
-        // The rest come from the out-of-range counts above (a negative `version` screened on).
-        let shortLeaked = leaked.filter { $0.value.count <= 60_000 }
-        withKnownIssue("negative or enormous counts are not all refused yet", isIntermittent: true) {
-            #expect(shortLeaked.isEmpty, "malformed records screened or decided: \(shortLeaked.count)")
-        }
+        #expect(leaked.isEmpty, "malformed records screened or decided: \(leaked.count)")
         #expect(tally.largestT86DayTotal <= 800)
         let unreadable = tally.unreadable.filter { !landing.isFuzz(tallyPlace: $0) }
         #expect(unreadable.isEmpty, "unreadable outputs: \(unreadable.prefix(5))")
