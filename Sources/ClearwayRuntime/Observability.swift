@@ -32,7 +32,17 @@ public final class RuntimeHealth: Sendable {
     func assigned(_ partitions: [TopicPartition]) { state.withLock { $0.assignment.formUnion(partitions) } }
     func revoked(_ partitions: [TopicPartition]) { state.withLock { $0.assignment.subtract(partitions) } }
     func restoring(_ value: Bool) { state.withLock { $0.restoring = value } }
-    func lag(_ value: Int64) { state.withLock { $0.lag = value } }
+    /// Takes the consumer lag librdkafka reports and keeps that of the partitions assigned now:
+    /// its statistics go on listing a partition revoked by a rebalance, at the lag it had then,
+    /// which would keep a worker "not ready" for good. Returns the lag kept.
+    @discardableResult
+    func lag(_ byPartition: [TopicPartition: Int64]) -> [TopicPartition: Int64] {
+        state.withLock { state in
+            let current = byPartition.filter { state.assignment.contains($0.key) }
+            state.lag = current.values.reduce(0, +)
+            return current
+        }
+    }
     func stopped() { state.withLock { $0.stopped = true } }
 
     /// The poll loop turned recently.

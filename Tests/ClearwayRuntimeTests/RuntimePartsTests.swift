@@ -59,6 +59,23 @@ struct RefusalIsolationTests {
     }
 }
 
+/// Readiness counts the lag of the partitions assigned now only.
+struct RuntimeHealthTests {
+    @Test func aRevokedPartitionsStaleLagDoesNotKeepTheWorkerUnready() {
+        let health = RuntimeHealth(readyLag: 1_000)
+        let kept = TopicPartition(topic: "in", partition: 0)
+        let moved = TopicPartition(topic: "in", partition: 1)
+        health.assigned([kept, moved])
+        #expect(health.lag([kept: 10, moved: 40_000]) == [kept: 10, moved: 40_000])
+        #expect(health.readiness.ready == false)
+        // A rebalance moves partition 1 away; librdkafka's statistics still list it at its lag.
+        health.revoked([moved])
+        #expect(health.lag([kept: 10, moved: 40_000]) == [kept: 10])
+        #expect(health.readiness.ready, "\(health.readiness.reason)")
+        #expect(health.readiness.reason.contains("lag 10"))
+    }
+}
+
 struct CloudEventsTests {
     /// An output's `ce_id` is the first 16 bytes of SHA-256 over the worker, the input's topic,
     /// key and value, the output's type and index, zero bytes between; an input's own `ce_id`

@@ -211,6 +211,8 @@ final class ProcessingLoop: @unchecked Sendable {
                 outboxPaused.remove(partition.partition)
             }
             health.revoked(revocation.partitions)
+            // Another instance reports these now.
+            for partition in revocation.partitions { metrics.consumerLag(partition, 0) }
             revocation.acknowledge()
         case .endOfPartition:
             break
@@ -243,12 +245,7 @@ final class ProcessingLoop: @unchecked Sendable {
     private func updateLag() {
         guard let statistics = consumer.statistics, statistics.json != lastStatistics else { return }
         lastStatistics = statistics.json
-        var total: Int64 = 0
-        for (partition, lag) in statistics.consumerLag {
-            metrics.consumerLag(partition, lag)
-            total += lag
-        }
-        health.lag(total)
+        for (partition, lag) in health.lag(statistics.consumerLag) { metrics.consumerLag(partition, lag) }
     }
 }
 
