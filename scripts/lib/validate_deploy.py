@@ -1010,22 +1010,27 @@ def deref(document, node):
     return node
 
 
-def header_names(document, node):
+def collect_headers(document, node, pick):
+    """What `pick` takes from a header schema's properties, through its `allOf` parts."""
     node = deref(document, node)
-    names = set()
+    found = set()
     if not isinstance(node, dict):
-        return names
+        return found
     for part in node.get("allOf") or []:
-        names |= header_names(document, part)
-    names |= set((node.get("properties") or {}).keys())
-    return names
+        found |= collect_headers(document, part, pick)
+    return found | pick(node.get("properties") or {})
+
+
+def header_names(document, node):
+    return collect_headers(document, node, lambda properties: set(properties.keys()))
 
 
 def header_types(document, node):
-    node = deref(document, node)
-    types = set()
-    if not isinstance(node, dict):
-        return types
+    def ce_types(properties):
+        ce_type = properties.get("ce_type") or {}
+        return set(ce_type.get("enum") or []) | ({ce_type["const"]} if "const" in ce_type else set())
+
+    return collect_headers(document, node, ce_types)
     for part in node.get("allOf") or []:
         types |= header_types(document, part)
     ce_type = (node.get("properties") or {}).get("ce_type") or {}
