@@ -51,6 +51,7 @@ struct Verdict: Codable, Sendable {
         let start = clock.now
         var quietSince = clock.now
         var lastSaid = clock.now
+        let expected = fleet.sample.orderKeys
         while clock.now - start < settle {
             let batch = try await reader.read(for: .seconds(1))
             if !batch.isEmpty { quietSince = clock.now }
@@ -60,13 +61,16 @@ struct Verdict: Codable, Sendable {
             }
             fleet.noteUnexpectedExits(except: [])
             let progress = tally.writebackProgress
+            // The orders of the stream only: a mis-keyed copy's key (null, not UTF-8) is no order,
+            // and waiting for its outcome held every run to the end of its settle time.
+            let undecided = expected.filter { tally.outcomes(of: $0).isEmpty }.count
             let done =
-                tally.orderKeys.count >= fleet.orderCount && tally.undecided == 0 && tally.unfiled == 0
+                tally.orderKeys.count >= fleet.orderCount && undecided == 0 && tally.unfiled == 0
                 && progress.pending == 0
             if clock.now - lastSaid > .seconds(10) {
                 lastSaid = clock.now
                 say(
-                    "orders \(tally.orderKeys.count)/\(fleet.orderCount), undecided \(tally.undecided), "
+                    "orders \(tally.orderKeys.count)/\(fleet.orderCount), undecided \(undecided), "
                         + "unfiled \(tally.unfiled), write-backs pending \(progress.pending)")
             }
             if done && clock.now - quietSince > .seconds(5) { break }
