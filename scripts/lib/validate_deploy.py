@@ -118,6 +118,15 @@ def load_yaml(path):
         return None
 
 
+def load_mapping(root, relative):
+    """The YAML document at `relative` (under root) when it is a mapping; else a problem and None."""
+    document = load_yaml(os.path.join(root, relative))
+    if not isinstance(document, dict):
+        problems.add(f"{relative} is missing or empty")
+        return None
+    return document
+
+
 def rel(root, path):
     return os.path.relpath(path, root)
 
@@ -467,10 +476,8 @@ def environment_of(service):
 
 def check_compose(root, code):
     problems.section = "compose"
-    path = os.path.join(root, "deploy", "compose.yaml")
-    document = load_yaml(path)
-    if not isinstance(document, dict):
-        problems.add("deploy/compose.yaml is missing or empty")
+    document = load_mapping(root, "deploy/compose.yaml")
+    if document is None:
         return None
     schema_path = os.environ.get("CLEARWAY_VALIDATE_COMPOSE_SCHEMA", "")
     if not os.path.isfile(schema_path):
@@ -569,9 +576,8 @@ def check_compose(root, code):
 
 def check_prometheus_config(root, code, compose):
     problems.section = "prometheus.yml"
-    document = load_yaml(os.path.join(root, "deploy", "prometheus", "prometheus.yml"))
-    if not isinstance(document, dict):
-        problems.add("deploy/prometheus/prometheus.yml is missing or empty")
+    document = load_mapping(root, "deploy/prometheus/prometheus.yml")
+    if document is None:
         return
     rule_files = document.get("rule_files") or []
     if not any(os.path.basename(f) == "alerts.yaml" for f in rule_files):
@@ -1031,21 +1037,12 @@ def header_types(document, node):
         return set(ce_type.get("enum") or []) | ({ce_type["const"]} if "const" in ce_type else set())
 
     return collect_headers(document, node, ce_types)
-    for part in node.get("allOf") or []:
-        types |= header_types(document, part)
-    ce_type = (node.get("properties") or {}).get("ce_type") or {}
-    types |= set(ce_type.get("enum") or [])
-    if "const" in ce_type:
-        types.add(ce_type["const"])
-    return types
 
 
 def check_asyncapi(root, code):
     problems.section = "asyncapi"
-    path = os.path.join(root, "schemas", "asyncapi.yaml")
-    document = load_yaml(path)
-    if not isinstance(document, dict):
-        problems.add("schemas/asyncapi.yaml is missing or empty")
+    document = load_mapping(root, "schemas/asyncapi.yaml")
+    if document is None:
         return
     if document.get("asyncapi") != "3.0.0":
         problems.add(f"asyncapi: {document.get('asyncapi')!r}, not '3.0.0'")
