@@ -1,3 +1,4 @@
+import ArgumentParser
 import ClearwayContract
 import ClearwayFleet
 import ClearwayKafka
@@ -24,6 +25,19 @@ enum FaultKind: String, CaseIterable, Codable, Sendable {
 
     /// Faults that hit one worker process.
     var hitsAProcess: Bool { [.kill, .terminate, .stop].contains(self) }
+
+    /// The kinds a comma-separated list names (`--kinds kill,drop`), among those a plan draws from.
+    static func set(_ list: String) throws -> Set<FaultKind> {
+        let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let drawn = FaultPlan.weights.map(\.0)
+        let kinds = names.compactMap { name in drawn.first { $0.rawValue == name } }
+        guard kinds.count == names.count, !kinds.isEmpty else {
+            throw ValidationError(
+                "--kinds \(list): name one or more of \(drawn.map(\.rawValue).joined(separator: ", ")), separated by commas"
+            )
+        }
+        return Set(kinds)
+    }
 }
 
 /// A seeded fault schedule: when each fault comes and what kind it is (its target is drawn when
